@@ -1,0 +1,1 @@
+"""MoodLens core: a plain Python library (no Streamlit) for song mood and face expression."""

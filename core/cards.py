@@ -1,0 +1,77 @@
+"""Model cards: the JSON file that training writes beside each `.keras` file.
+
+The card is the single source of truth for a model (configuration, split, curves, metrics), and
+it holds the model file's SHA-256, which `load_model` checks before Keras reads the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from pathlib import Path
+
+from core.errors import ModelFileError
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODELS = {"song": MODELS_DIR / "song" / "default.keras",
+                  "face": MODELS_DIR / "face" / "default.keras"}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def card_path(model_path: Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def write_card(model_path: Path, card: dict) -> Path:
+    path = card_path(model_path)
+    path.write_text(json.dumps(card, indent=1) + "\n")
+    return path
+
+
+def read_card(model_path: Path) -> dict:
+    path = card_path(model_path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelFileError(f"The model card {path} is missing: retrain with `python -m core.train`.")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"The model card {path} is not valid JSON ({e}).")
+
+
+def machine_description() -> str:
+    return f"{platform.machine()} {platform.processor() or platform.platform()}, " \
+           f"{__import__('os').cpu_count()} CPU threads"
+
+
+def load_model(model_path: Path):
+    """Load a `.keras` model after checking its SHA-256 against its card (Keras safe_mode on).
+
+    Returns (model, card). Raises ModelFileError naming the file when it is missing, altered or
+    unreadable.
+    """
+    import keras
+
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise ModelFileError(f"The model file {model_path} is missing: train it with "
+                             "`python -m core.train` or restore it from git.")
+    card = read_card(model_path)
+    expected = card.get("model_file", {}).get("sha256")
+    actual = sha256_file(model_path)
+    if expected != actual:
+        raise ModelFileError(f"The model file {model_path} does not match its card (SHA-256 "
+                             f"{actual[:12]}… instead of {str(expected)[:12]}…): it is corrupt or "
+                             "was replaced; restore it from git or retrain.")
+    try:
+        model = keras.models.load_model(model_path, safe_mode=True, compile=False)
+    except Exception as e:  # Keras raises many types for a bad archive
+        raise ModelFileError(f"The model file {model_path} could not be read ({type(e).__name__}).")
+    return model, card

@@ -1,0 +1,81 @@
+"""Readers for the two shared data sets, in the layouts their SOURCE.md files describe."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MUSIC_FEATURES = "features_logmel.npz"
+MUSIC_ANNOTATIONS = "annotations.csv"
+FER_TRAINING, FER_PUBLIC_TEST = 0, 1
+
+
+@dataclass
+class MusicData:
+    song_id: np.ndarray         # (n,) str
+    logmel: np.ndarray          # (n, 646, 128) float16, dB in [-80, 0]
+    n_valid_frames: np.ndarray  # (n,) int, frames whose centre lies inside real audio
+    targets: np.ndarray         # (n, 2) float32, (valence, arousal) in [0, 1]
+    quadrant: np.ndarray        # (n,) str, "Q1".."Q4"
+
+
+@dataclass
+class FerData:
+    pixels: np.ndarray  # (n, 48, 48) uint8 grey
+    label: np.ndarray   # (n,) uint8, index into core.face_model.EXPRESSIONS
+    usage: np.ndarray   # (n,) uint8, 0 Training, 1 PublicTest
+
+
+def file_fingerprint(*paths: Path) -> str:
+    """SHA-256 over the bytes of the given files, in order (identifies the data a model saw)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def music_files(data_dir: Path) -> tuple[Path, Path]:
+    data_dir = Path(data_dir)
+    return data_dir / MUSIC_FEATURES, data_dir / MUSIC_ANNOTATIONS
+
+
+def load_music(data_dir: Path) -> MusicData:
+    """Read `features_logmel.npz` and `annotations.csv` and join them on song_id."""
+    features_path, annotations_path = music_files(data_dir)
+    with np.load(features_path) as npz:
+        song_id = npz["song_id"]
+        logmel = npz["logmel"]
+        n_valid = npz["n_valid_frames"]
+    with open(annotations_path, newline="") as f:
+        rows = {row["song_id"]: row for row in csv.DictReader(f)}
+    missing = [s for s in song_id if s not in rows]
+    if missing:
+        raise ValueError(f"{len(missing)} songs of {features_path} have no annotation "
+                         f"(first: {missing[0]})")
+    targets = np.array([[float(rows[s]["valence"]), float(rows[s]["arousal"])] for s in song_id],
+                       dtype=np.float32)
+    quadrant = np.array([rows[s]["quadrant"] for s in song_id])
+    return MusicData(song_id, logmel, n_valid, targets, quadrant)
+
+
+def load_fer(path: Path) -> FerData:
+    with np.load(path) as npz:
+        return FerData(npz["pixels"], npz["label"], npz["usage"])
+
+
+def stratified_split(groups: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation), the same fraction of each group in validation."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for g in np.unique(groups):
+        idx = rng.permutation(np.flatnonzero(groups == g))
+        n_val = int(round(len(idx) * val_fraction))
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.array(train, dtype=int)), np.sort(np.array(val, dtype=int))

@@ -1,0 +1,116 @@
+"""Run the models on a person's songs and pictures.
+
+    python -m core.predict song FILE...     one JSON line per song
+    python -m core.predict face IMAGE...    one JSON line per picture
+
+The library functions take bytes, so nothing a person uploads is written to disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from core import audio, cards, faces
+from core.errors import InputError, ModelFileError
+from core.face_model import EXPRESSIONS
+from core.metrics import quadrant
+
+QUADRANT_NAMES = {1: "happy / excited", 2: "tense / angry", 3: "sad / depressed", 4: "calm / relaxed"}
+
+
+class ModelRunner:
+    """A loaded model behind one traced `tf.function`: traced once, then safe to call from
+    several threads (sessions) at once, unlike the first calls of `model.predict_on_batch`."""
+
+    def __init__(self, model, card: dict):
+        import tensorflow as tf
+
+        self.model, self.card = model, card
+        spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+        self._infer = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+    @classmethod
+    def load(cls, path: Path) -> "ModelRunner":
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        model, card = cards.load_model(path)
+        return cls(model, card)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._infer(np.asarray(x, dtype=np.float32)).numpy()
+
+
+def predict_song(runner: ModelRunner, data: bytes, name: str = "") -> dict:
+    """Bytes of a song -> its mood: mean over 30-s windows, and the path through the windows."""
+    song = audio.load_song(data)
+    starts_s, features = audio.song_windows(song.samples)
+    values = runner(features)
+    valence, arousal = (float(v) for v in values.mean(axis=0))
+    q = int(quadrant(valence, arousal))
+    return {
+        "file": name, "valence": valence, "arousal": arousal,
+        "quadrant": f"Q{q}", "mood": QUADRANT_NAMES[q], "duration_s": round(song.duration_s, 2),
+        "windows": [{"start_s": round(float(s), 2), "valence": float(v), "arousal": float(a)}
+                    for s, (v, a) in zip(starts_s, values)],
+    }
+
+
+def score_faces(runner: ModelRunner, image: np.ndarray, found: list[faces.Face]) -> list[dict]:
+    """All faces of one picture in one batch -> box, top label and the 7 probabilities each."""
+    if not found:
+        return []
+    probabilities = runner(faces.crop_faces(image, found))
+    return [{"box": list(face.box), "label": EXPRESSIONS[int(p.argmax())],
+             "probabilities": {name: float(v) for name, v in zip(EXPRESSIONS, p)}}
+            for face, p in zip(found, probabilities)]
+
+
+def predict_faces(runner: ModelRunner, data: bytes, name: str = "",
+                  whole_image: bool = False) -> dict:
+    """Bytes of a picture -> every face with its expression probabilities.
+
+    whole_image: score the centred square of the picture as one face, without detection.
+    """
+    image = faces.decode_image(data)
+    found = [faces.whole_image_as_face(image)] if whole_image else faces.detect_faces(image)
+    return {"file": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
+            "faces": score_faces(runner, image, found)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", choices=["song", "face"])
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--model", type=Path, default=None, help="a .keras file (default: the app's)")
+    parser.add_argument("--whole-image", action="store_true",
+                        help="face: score each picture as one face, without detection")
+    args = parser.parse_args(argv)
+    try:
+        runner = ModelRunner.load(args.model or cards.DEFAULT_MODELS[args.task])
+    except ModelFileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in args.files:
+        try:
+            data = path.read_bytes()
+            if args.task == "song":
+                result = predict_song(runner, data, str(path))
+            else:
+                result = predict_faces(runner, data, str(path), args.whole_image)
+            print(json.dumps(result), flush=True)
+        except (InputError, OSError) as e:
+            failed += 1
+            message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            print(f"error: {path}: {message}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

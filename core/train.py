@@ -1,0 +1,286 @@
+"""Train a model and write its `.keras` file and card.
+
+    python -m core.train song --data ../shared/data/music --out models/song/default
+    python -m core.train face --data ../shared/data/fer2013/fer2013.npz --out models/face/default
+
+`--config '{"pooling": "average"}'` overrides builder arguments: a variant is its configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from core import cards, datasets, metrics
+
+SONG_TRAINING = {"epochs": 60, "batch_size": 16, "learning_rate": 1e-3, "val_fraction": 0.2,
+                 "crop_frames": 430, "early_stopping_patience": 15}
+FACE_TRAINING = {"epochs": 35, "batch_size": 64, "learning_rate": 1e-3, "label_smoothing": 0.1,
+                 "mixed_bfloat16": True}
+
+
+def _keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    return keras
+
+
+def _history(history) -> dict[str, list[float]]:
+    return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def _latency_ms(model, sample: np.ndarray, repeats: int = 30) -> dict:
+    """Median time of one `predict_on_batch` on one input, after a warm-up call."""
+    model.predict_on_batch(sample)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_on_batch(sample)
+        times.append((time.perf_counter() - start) * 1000)
+    return {"median_ms": float(np.median(times)), "repeats": repeats,
+            "machine": cards.machine_description(), "measured_on": "the machine that trained it"}
+
+
+def resolved_config(builder, config: dict) -> dict:
+    """The builder's defaults with `config` on top: the full argument set a card records."""
+    import inspect
+
+    unknown = set(config) - set(inspect.signature(builder).parameters)
+    if unknown:
+        raise ValueError(f"{builder.__name__} has no argument(s) {sorted(unknown)}")
+    defaults = {k: p.default for k, p in inspect.signature(builder).parameters.items()}
+    return json.loads(json.dumps({**defaults, **config}))  # tuples -> lists, as JSON keeps them
+
+
+def _save(model, out: Path, card: dict) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model_path = out.with_suffix(".keras")
+    model.save(model_path)
+    card["model_file"] = {"name": model_path.name, "sha256": cards.sha256_file(model_path),
+                          "size_bytes": model_path.stat().st_size}
+    card["parameters"] = int(model.count_params())
+    card["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    cards.write_card(model_path, card)
+    return model_path
+
+
+# --- song -------------------------------------------------------------------------------------
+
+def song_baselines(features: np.ndarray, n_valid: np.ndarray, targets: np.ndarray,
+                   train: np.ndarray, val: np.ndarray) -> dict:
+    """Classical baselines on the same split: ridge and SVR on per-band mean/std of the log-mel."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVR
+
+    stats = np.stack([np.concatenate([f[:max(int(n), 1)].mean(0), f[:max(int(n), 1)].std(0)])
+                      for f, n in zip(features.astype(np.float32), n_valid)])
+    results = {}
+    for name, make in {"ridge": lambda: RidgeCV(alphas=np.logspace(-2, 4, 13)),
+                       "svr": lambda: SVR(C=1.0, epsilon=0.05)}.items():
+        pred = np.zeros((len(val), 2))
+        for j in range(2):
+            model = make_pipeline(StandardScaler(), make()).fit(stats[train], targets[train, j])
+            pred[:, j] = model.predict(stats[val])
+        results[name] = {"features": "per-band mean and std of the log-mel over valid frames (256)",
+                         "validation": metrics.song_metrics(targets[val], pred)}
+    return results
+
+
+def _song_crops(keras, x, z, n_valid, crop_frames, batch_size, seed):
+    """Batches of random time crops, each with one random frequency mask (SpecAugment-style)."""
+    from core.song_model import N_MELS
+
+    class RandomCrops(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(x))
+
+        def __len__(self):
+            return int(np.ceil(len(x) / batch_size))
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(x))
+
+        def __getitem__(self, i):
+            idx = self.order[i * batch_size:(i + 1) * batch_size]
+            batch = np.empty((len(idx), crop_frames, N_MELS), np.float32)
+            for k, j in enumerate(idx):
+                start = self.rng.integers(0, max(1, min(int(n_valid[j]), x.shape[1]) - crop_frames + 1))
+                batch[k] = x[j, start:start + crop_frames]
+                band, width = self.rng.integers(0, N_MELS), self.rng.integers(0, 13)
+                batch[k, :, band:band + width] = -80.0
+            return batch, z[idx]
+
+    return RandomCrops()
+
+
+def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: int) -> Path:
+    keras = _keras()
+    from core.song_model import build_song_crnn, fold_target_scaling
+
+    keras.utils.set_random_seed(seed)
+    data = datasets.load_music(data_dir)
+    train, val = datasets.stratified_split(data.quadrant, training["val_fraction"], seed)
+    mean, std = data.targets[train].mean(0), data.targets[train].std(0)
+    z = (data.targets - mean) / std
+    x_val = data.logmel[val].astype(np.float32)
+
+    config = resolved_config(build_song_crnn, config)
+    model = build_song_crnn(**config)
+    model.compile(keras.optimizers.Adam(training["learning_rate"]), loss="mse")
+    started = time.time()
+    history = model.fit(
+        _song_crops(keras, data.logmel[train], z[train], data.n_valid_frames[train],
+                    training["crop_frames"], training["batch_size"], seed),
+        validation_data=(x_val, z[val]), epochs=training["epochs"], verbose=2,
+        callbacks=[keras.callbacks.EarlyStopping(patience=training["early_stopping_patience"],
+                                                 restore_best_weights=True),
+                   keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=6, min_lr=1e-5)])
+    seconds = time.time() - started
+    fold_target_scaling(model, mean, std)
+    pred = model.predict_on_batch(x_val)
+    curves = _history(history)
+    card = {
+        "task": "song", "name": out.name, "builder": "core.song_model.build_song_crnn",
+        "config": config,
+        "training": {**training, "seed": seed, "epochs_run": len(curves["loss"]),
+                     "best_epoch": int(np.argmin(curves["val_loss"])) + 1,
+                     "loss": "mse on standardised targets (+ L2)",
+                     "augmentation": f"random {training['crop_frames']}-frame crops in time, "
+                                     "one random frequency mask (0-12 bands)",
+                     "seconds": round(seconds, 1), "machine": cards.machine_description()},
+        "data": {"dir": str(data_dir), "n_songs": int(len(data.song_id)),
+                 "fingerprint_sha256": datasets.file_fingerprint(*datasets.music_files(data_dir))},
+        "split": {"method": "stratified by quadrant", "seed": seed,
+                  "val_fraction": training["val_fraction"], "n_train": int(len(train)),
+                  "n_val": int(len(val)), "val_song_ids": data.song_id[val].tolist()},
+        "target_scaling": {"mean": mean.tolist(), "std": std.tolist(),
+                           "note": "folded into the output layer: the model outputs raw values"},
+        "curves": curves,
+        "validation": metrics.song_metrics(data.targets[val], pred),
+        "validation_predictions": pred.round(4).tolist(),
+        "baselines": song_baselines(data.logmel, data.n_valid_frames, data.targets, train, val),
+        "latency": _latency_ms(model, x_val[:1]),
+    }
+    return _save(model, out, card)
+
+
+# --- face -------------------------------------------------------------------------------------
+
+def _face_batches(tf, keras, pixels, labels, batch_size, seed, augment: bool):
+    from keras import layers
+
+    onehot = np.eye(7, dtype=np.float32)[labels]
+    ds = tf.data.Dataset.from_tensor_slices((pixels[..., None].astype(np.float32), onehot))
+    if augment:
+        ds = ds.shuffle(len(pixels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if augment:
+        augmenter = keras.Sequential([
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.04, fill_mode="nearest", seed=seed),   # +-14 degrees
+            layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
+            layers.RandomZoom(0.1, fill_mode="nearest", seed=seed),
+        ])
+        ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=1)
+    return ds.prefetch(2)
+
+
+def train_face(data_path: Path, out: Path, config: dict, training: dict, seed: int,
+               limit: int | None = None) -> Path:
+    keras = _keras()
+    import tensorflow as tf
+    from core.face_model import EXPRESSIONS, build_face_cnn
+
+    keras.utils.set_random_seed(seed)
+    data = datasets.load_fer(data_path)
+    train = np.flatnonzero(data.usage == datasets.FER_TRAINING)
+    val = np.flatnonzero(data.usage == datasets.FER_PUBLIC_TEST)
+    if limit:  # for quick checks only; the card records it
+        train, val = train[:limit], val[:limit]
+    steps = int(np.ceil(len(train) / training["batch_size"])) * training["epochs"]
+    warmup = max(1, steps // training["epochs"])
+    schedule = keras.optimizers.schedules.CosineDecay(
+        training["learning_rate"] / 10, decay_steps=max(1, steps - warmup),
+        warmup_target=training["learning_rate"], warmup_steps=warmup)
+    config = resolved_config(build_face_cnn, config)
+    if training.get("mixed_bfloat16"):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = build_face_cnn(**config)
+    model.compile(keras.optimizers.Adam(schedule),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=training["label_smoothing"]),
+                  metrics=["accuracy"])
+    started = time.time()
+    history = model.fit(
+        _face_batches(tf, keras, data.pixels[train], data.label[train], training["batch_size"], seed, True),
+        validation_data=_face_batches(tf, keras, data.pixels[val], data.label[val], 256, seed, False),
+        epochs=training["epochs"], verbose=2)
+    seconds = time.time() - started
+    if training.get("mixed_bfloat16"):
+        # Ship a float32 model: the same weights, fast on any CPU, no mixed-precision policy inside.
+        keras.mixed_precision.set_global_policy("float32")
+        trained, model = model, build_face_cnn(**config)
+        model.set_weights([w.numpy() if hasattr(w, "numpy") else w for w in trained.get_weights()])
+    x_val = data.pixels[val][..., None].astype(np.float32)
+    probabilities = np.concatenate([model.predict_on_batch(x_val[i:i + 512])
+                                    for i in range(0, len(x_val), 512)])
+    card = {
+        "task": "face", "name": out.name, "builder": "core.face_model.build_face_cnn",
+        "config": config,
+        "training": {**training, "seed": seed, "epochs_run": training["epochs"],
+                     "schedule": "cosine decay with one warm-up epoch",
+                     "augmentation": "horizontal flip, rotation +-14 deg, shift +-10%, zoom +-10%",
+                     "weights": "final epoch (no selection on PublicTest)",
+                     "seconds": round(seconds, 1), "machine": cards.machine_description(),
+                     "limit": limit},
+        "data": {"file": str(data_path),
+                 "fingerprint_sha256": datasets.file_fingerprint(data_path)},
+        "split": {"train": "usage 0 (Training)", "validation": "usage 1 (PublicTest)",
+                  "n_train": int(len(train)), "n_val": int(len(val))},
+        "curves": _history(history),
+        "validation": metrics.classification_metrics(data.label[val], probabilities, EXPRESSIONS),
+        "latency": _latency_ms(model, x_val[:1]),
+    }
+    return _save(model, out, card)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", choices=["song", "face"])
+    parser.add_argument("--data", required=True, type=Path,
+                        help="song: folder with features_logmel.npz + annotations.csv; face: fer2013.npz")
+    parser.add_argument("--out", required=True, type=Path, help="models/<task>/<name> (no suffix)")
+    parser.add_argument("--config", default="{}", help="JSON object of builder arguments")
+    parser.add_argument("--training", default="{}", help="JSON object overriding training settings")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--limit", type=int, default=None, help="face: use only the first N rows")
+    args = parser.parse_args(argv)
+    try:
+        config = json.loads(args.config)
+        overrides = json.loads(args.training)
+    except json.JSONDecodeError as e:
+        print(f"error: --config/--training must be JSON objects ({e})", file=sys.stderr)
+        return 2
+    out = args.out.with_suffix("") if args.out.suffix == ".keras" else args.out
+    if args.task == "song":
+        path = train_song(args.data, out, config, {**SONG_TRAINING, **overrides}, args.seed)
+    else:
+        path = train_face(args.data, out, config, {**FACE_TRAINING, **overrides}, args.seed, args.limit)
+    card = cards.read_card(path)
+    print(json.dumps({"model": str(path), "validation": card["validation"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
