@@ -23,7 +23,7 @@ N_MELS = 128
 WINDOW_S = 30.0
 WINDOW_SAMPLES = int(round(WINDOW_S * SAMPLE_RATE_HZ))  # 661,500
 WINDOW_FRAMES = 1 + WINDOW_SAMPLES // HOP_LENGTH        # 646
-# Windows of a long song start every 215 frames (9.98 s): a whole number of hops, so each
+# Windows of a long song start at most 215 frames (9.98 s) apart, on whole frames, so each
 # window's frames are frames of the whole song's spectrogram.
 WINDOW_HOP_FRAMES = 215
 
@@ -118,14 +118,15 @@ def logmel(y: np.ndarray) -> np.ndarray:
 def song_windows(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Overlapping 30-s windows of a song -> (start_s (k,), features (k, 646, 128) dB).
 
-    A song of 30 s or less is one window, exactly the recipe. A longer one is windowed every
-    WINDOW_HOP_FRAMES frames over its whole spectrogram (computed once), the last window ending
-    at the song's end; each window is scaled to its own max as in the recipe.
+    A song of 30 s or less is one window, exactly the recipe. A longer one gets windows evenly
+    spaced at most WINDOW_HOP_FRAMES frames apart over its whole spectrogram (computed once), the
+    first at 0 s and the last ending at the song's end; each window is scaled to its own max as in
+    the recipe.
     """
     if len(y) <= WINDOW_SAMPLES:
         return np.zeros(1), logmel(y)[None]
     power = mel_power(y)
     last = power.shape[1] - WINDOW_FRAMES
-    starts = list(range(0, last, WINDOW_HOP_FRAMES)) + [last]
+    starts = np.linspace(0, last, int(np.ceil(last / WINDOW_HOP_FRAMES)) + 1).round().astype(int)
     features = np.stack([to_db(power[:, s:s + WINDOW_FRAMES]) for s in starts])
     return np.array(starts) * HOP_LENGTH / SAMPLE_RATE_HZ, features

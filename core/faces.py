@@ -76,20 +76,24 @@ def _detect(grey: np.ndarray) -> list[tuple[int, int, int, int]]:
     return [tuple(int(v) for v in box) for box in found]
 
 
-def _rotation(shape: tuple[int, int], angle_deg: float) -> np.ndarray:
+def _rotation(shape: tuple[int, int], angle_deg: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """Rotation about the centre onto a canvas large enough to keep every corner -> (matrix, size)."""
     h, w = shape
-    return cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0)
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    size = (int(h * sin + w * cos), int(h * cos + w * sin))
+    matrix[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+    return matrix, size
 
 
 def detect_faces(image: np.ndarray) -> list[Face]:
     """Every face in a BGR or grey picture, largest first."""
-    grey = to_grey(image)
-    grey = cv2.equalizeHist(grey)
+    grey = cv2.equalizeHist(to_grey(image))
     faces = [Face(box) for box in _detect(grey)]
     if not faces:
         for angle in TILT_ANGLES_DEG:
-            matrix = _rotation(grey.shape, angle)
-            rotated = cv2.warpAffine(grey, matrix, grey.shape[::-1], borderMode=cv2.BORDER_REPLICATE)
+            matrix, size = _rotation(grey.shape, angle)
+            rotated = cv2.warpAffine(grey, matrix, size, borderMode=cv2.BORDER_REPLICATE)
             inverse = cv2.invertAffineTransform(matrix)
             for x, y, w, h in _detect(rotated):
                 cx, cy = inverse @ np.array([x + w / 2, y + h / 2, 1.0])
@@ -128,3 +132,19 @@ def whole_image_as_face(image: np.ndarray) -> Face:
     h, w = image.shape[:2]
     side = min(h, w)
     return Face(((w - side) // 2, (h - side) // 2, side, side))
+
+
+def draw_faces(image: np.ndarray, boxes: list[tuple[int, int, int, int]], labels: list[str]) -> np.ndarray:
+    """A copy of the BGR picture as RGB, with a numbered box and label drawn on every face."""
+    canvas = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    thickness = max(2, max(canvas.shape[:2]) // 300)
+    scale = max(0.5, max(canvas.shape[:2]) / 900)
+    for i, ((x, y, w, h), label) in enumerate(zip(boxes, labels), start=1):
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), (255, 60, 60), thickness)
+        text = f"{i}: {label}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(0, y - th - base - 4)
+        cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + base + 4), (255, 60, 60), -1)
+        cv2.putText(canvas, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), thickness, cv2.LINE_AA)
+    return canvas

@@ -6,6 +6,7 @@ import numpy as np
 
 # The data set's rule (../shared/data/music/SOURCE.md): V >= 0.5 positive, A >= 0.5 high.
 QUADRANT_THRESHOLD = 0.5
+QUADRANT_NAMES = {1: "happy / excited", 2: "tense / angry", 3: "sad / depressed", 4: "calm / relaxed"}
 
 
 def quadrant(valence: np.ndarray, arousal: np.ndarray) -> np.ndarray:

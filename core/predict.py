@@ -19,9 +19,7 @@ import numpy as np
 from core import audio, cards, faces
 from core.errors import InputError, ModelFileError
 from core.face_model import EXPRESSIONS
-from core.metrics import quadrant
-
-QUADRANT_NAMES = {1: "happy / excited", 2: "tense / angry", 3: "sad / depressed", 4: "calm / relaxed"}
+from core.metrics import QUADRANT_NAMES, quadrant
 
 
 class ModelRunner:
@@ -70,16 +68,21 @@ def score_faces(runner: ModelRunner, image: np.ndarray, found: list[faces.Face])
             for face, p in zip(found, probabilities)]
 
 
-def predict_faces(runner: ModelRunner, data: bytes, name: str = "",
-                  whole_image: bool = False) -> dict:
-    """Bytes of a picture -> every face with its expression probabilities.
+def analyse_picture(runner: ModelRunner, data: bytes, name: str = "",
+                    whole_image: bool = False) -> tuple[np.ndarray, dict]:
+    """Bytes of a picture -> (the decoded BGR picture, every face with its probabilities).
 
     whole_image: score the centred square of the picture as one face, without detection.
     """
     image = faces.decode_image(data)
     found = [faces.whole_image_as_face(image)] if whole_image else faces.detect_faces(image)
-    return {"file": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
-            "faces": score_faces(runner, image, found)}
+    return image, {"file": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
+                   "faces": score_faces(runner, image, found)}
+
+
+def predict_faces(runner: ModelRunner, data: bytes, name: str = "", whole_image: bool = False) -> dict:
+    """The JSON-ready result of `analyse_picture`."""
+    return analyse_picture(runner, data, name, whole_image)[1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,71 @@
+"""Face Expression: a webcam picture or a photo -> the seven expression probabilities per face."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import faces, plots
+from core.errors import InputError
+from core.face_model import EXPRESSIONS
+from core.predict import analyse_picture
+from pages.loaded_models import default_runner
+
+st.title("🙂 Face expression")
+st.write("Take a webcam picture or upload a photo. MoodLens finds every face and gives the "
+         "probabilities of seven expressions for each, from a CNN trained on FER2013.")
+st.caption(f"Formats: {', '.join(faces.SUPPORTED_FORMATS)} · at most {faces.MAX_PIXELS / 1e6:.0f} "
+           f"megapixels (larger pictures are refused; big ones are scaled down to "
+           f"{faces.WORK_MAX_SIDE_PX} px) · **Privacy:** pictures are processed in memory and never "
+           "stored; nothing leaves this server.")
+
+runner = default_runner("face")
+camera_tab, upload_tab = st.tabs(["📷 Webcam", "🖼️ Photo"])
+with camera_tab:
+    snapshot = st.camera_input("Take a picture")
+with upload_tab:
+    photo = st.file_uploader("Photo", type=list(faces.SUPPORTED_FORMATS))
+picture = snapshot or photo
+
+
+def show_result(image, result: dict) -> None:
+    found = result["faces"]
+    st.image(faces.draw_faces(image, [f["box"] for f in found], [f["label"] for f in found]),
+             caption=f"{len(found)} face(s) found", width="stretch")
+    columns = st.columns(min(len(found), 3))
+    for i, face in enumerate(found):
+        with columns[i % len(columns)]:
+            st.plotly_chart(plots.probability_bars(face["probabilities"], f"Face {i + 1}: {face['label']}"),
+                            key=f"face_{i}")
+
+
+if picture is not None:
+    data = picture.getvalue()
+    try:
+        image, result = analyse_picture(runner, data, picture.name)
+        if not result["faces"]:
+            st.warning("No face was found. Tips: face the camera, light your face from the front, "
+                       "and come closer (the face should fill at least a tenth of the picture's height).")
+            if st.checkbox("Score the whole picture as one face"):
+                image, result = analyse_picture(runner, data, picture.name, whole_image=True)
+        if result["faces"]:
+            show_result(image, result)
+    except InputError as e:
+        st.error(f"**{picture.name}**: {e}")
+else:
+    st.info("No picture yet: take one with the webcam or upload a photo.")
+
+card = runner.card
+with st.expander("About the model (from its card)", expanded=picture is None):
+    val = card["validation"]
+    st.markdown(
+        f"A CNN ({card['parameters']:,} parameters; {card['config']['blocks']} blocks of "
+        f"Conv2D → BatchNorm → ReLU → {card['config']['pooling']} pooling → dropout) trained on the "
+        f"{card['split']['n_train']:,} FER2013 Training faces and scored on the "
+        f"{card['split']['n_val']:,} PublicTest faces: **accuracy {val['accuracy']:.1%}**, "
+        f"macro-F1 {val['macro_f1']:.3f}.")
+    st.plotly_chart(plots.confusion_heatmap(val["confusion"], EXPRESSIONS, "PublicTest confusion"),
+                    key="confusion")
+    st.markdown(
+        "**Limits.** FER2013 faces are 48×48 grey web images with noisy labels (people agree with "
+        "the label only about two times in three); 'disgust' has few examples (436 of 28,709) and is "
+        "rarely predicted. An expression is not a feeling: the model reads faces, not minds.")

@@ -1,0 +1,87 @@
+"""Song Mood: upload songs, see each on the valence/arousal map and its path through the song."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import streamlit as st
+
+from core import audio, plots
+from core.errors import InputError
+from core.predict import predict_song
+from pages.loaded_models import default_runner
+
+st.title("🎵 Song mood")
+st.write(
+    "Upload one or more songs. MoodLens reads each 30-second window with a CRNN and places the song "
+    "on Russell's mood map: **valence** (sad → happy) across, **arousal** (calm → energetic) up. "
+    "The line shows how the mood moves through the song.")
+st.caption(f"Formats: {', '.join(audio.SUPPORTED_FORMATS)} · {audio.MIN_DURATION_S:.0f} s to "
+           f"{audio.MAX_DURATION_S / 60:.0f} min a song · up to 50 MB a file (long songs: use mp3 or ogg) · "
+           "songs are analysed in memory and never stored.")
+
+runner = default_runner("song")
+uploads = st.file_uploader("Songs", type=list(audio.SUPPORTED_FORMATS), accept_multiple_files=True)
+
+
+def analyse(uploads) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Results for every upload, computed once per session and file content."""
+    done = st.session_state.setdefault("song_results", {})
+    keyed = [((u.name, hashlib.sha1(u.getvalue()).hexdigest()), u) for u in uploads]
+    todo = [(key, u) for key, u in keyed if key not in done]
+    progress = st.progress(0.0, text="Analysing…") if todo else None
+    for i, (key, upload) in enumerate(todo):
+        progress.progress(i / len(todo), text=f"Analysing {upload.name} ({i + 1} of {len(todo)})…")
+        try:
+            done[key] = predict_song(runner, upload.getvalue(), upload.name)
+        except InputError as e:
+            done[key] = {"error": str(e)}
+    if progress:
+        progress.empty()
+    results = [done[key] for key, _ in keyed if "error" not in done[key]]
+    errors = [(u.name, done[key]["error"]) for key, u in keyed if "error" in done[key]]
+    return results, errors
+
+
+if uploads:
+    results, errors = analyse(uploads)
+    for name, message in errors:
+        st.error(f"**{name}**: {message}")
+    if results:
+        st.plotly_chart(plots.mood_map(results), key="mood_map")
+        table = pd.DataFrame([{k: r[k] for k in ("file", "valence", "arousal", "quadrant", "mood",
+                                                 "duration_s")} for r in results])
+        st.dataframe(table, hide_index=True, column_config={
+            "valence": st.column_config.NumberColumn(format="%.3f"),
+            "arousal": st.column_config.NumberColumn(format="%.3f")})
+        st.download_button("Download the results (CSV)", table.to_csv(index=False), "moodlens_songs.csv",
+                           "text/csv")
+        with st.expander("Listen"):
+            for upload in uploads:
+                st.caption(upload.name)
+                st.audio(upload.getvalue())
+else:
+    st.info("No song yet: upload one above (a 30-second clip or a whole song).")
+
+card = runner.card
+with st.expander("About the model (from its card)", expanded=not uploads):
+    val, base = card["validation"], card["baselines"]["ridge"]["validation"]
+    st.markdown(
+        f"A CRNN ({card['parameters']:,} parameters: Conv1D → {card['config']['pooling']} pooling → "
+        f"dropout → LSTM → Dense) trained on {card['split']['n_train']} songs of the 4Q audio emotion "
+        f"dataset (Panda et al. 2018) with MERGE valence/arousal, and scored on "
+        f"{card['split']['n_val']} held-out songs ({card['split']['method']}, seed {card['split']['seed']}).")
+    st.dataframe(pd.DataFrame([
+        {"model": "this CRNN", "valence r": val["valence"]["r"], "arousal r": val["arousal"]["r"],
+         "valence CCC": val["valence"]["ccc"], "arousal CCC": val["arousal"]["ccc"],
+         "quadrant accuracy": val["quadrant_accuracy"]},
+        {"model": "ridge on mel mean/std (baseline)", "valence r": base["valence"]["r"],
+         "arousal r": base["arousal"]["r"], "valence CCC": base["valence"]["ccc"],
+         "arousal CCC": base["arousal"]["ccc"], "quadrant accuracy": base["quadrant_accuracy"]},
+    ]).round(3), hide_index=True)
+    st.markdown(
+        "**Limits.** The labels come from AllMusic editors' mood tags mapped through word norms "
+        "(Warriner et al.), not from listeners' ratings; the songs are 30-s previews of mostly "
+        "Western popular music. A song gets one mood per 30-s window; the song's value is the mean. "
+        "Valence is harder to hear than arousal, and its errors are larger.")

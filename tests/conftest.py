@@ -1,0 +1,116 @@
+"""Shared fixtures: the real data where ../shared is present, and inputs the tests make themselves."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+MUSIC_DIR = SHARED_DATA / "music"
+FER_FILE = SHARED_DATA / "fer2013" / "fer2013.npz"
+NO_SHARED = "../shared/data is not beside the checkout"
+
+
+def wav_bytes(samples: np.ndarray, sample_rate_hz: int, fmt: str = "WAV", subtype: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sample_rate_hz, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+def music_like(seconds: float, sample_rate_hz: int = 22050, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """A few seconds of chords with a beat: (n,) or (n, channels) float32 in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate_hz)) / sample_rate_hz
+    tones = sum(np.sin(2 * np.pi * f * t) for f in rng.choice([220, 277, 330, 440, 554], 3))
+    beat = (np.sin(2 * np.pi * 2 * t) > 0.9) * rng.normal(0, 1, len(t))
+    y = (0.2 * tones + 0.2 * beat).astype(np.float32)
+    y = np.clip(y, -1, 1)
+    return y if channels == 1 else np.stack([y] * channels, axis=1)
+
+
+@pytest.fixture(scope="session")
+def song_wav() -> bytes:
+    return wav_bytes(music_like(12.0), 22050)
+
+
+@pytest.fixture(scope="session")
+def real_clip() -> tuple[str, bytes]:
+    """A real 30-s mp3 from the shared demo clips, else a generated wav."""
+    clips = sorted((MUSIC_DIR / "clips").glob("*.mp3"))
+    if clips:
+        return clips[0].name, clips[0].read_bytes()
+    return "generated.wav", wav_bytes(music_like(30.0), 22050)
+
+
+@pytest.fixture(scope="session")
+def tiny_music_dir(tmp_path_factory) -> Path:
+    """A music folder in the shared layout, 24 generated songs, features made by the recipe."""
+    from core import audio
+
+    folder = tmp_path_factory.mktemp("music")
+    rng = np.random.default_rng(1)
+    ids = [f"MT{i:010d}" for i in range(24)]
+    features = np.stack([audio.logmel(music_like(8.0 + i % 5, seed=i)) for i in range(24)])
+    np.savez_compressed(folder / "features_logmel.npz", song_id=np.array(ids), logmel=features.astype(np.float16),
+                        n_valid_frames=np.full(24, 200, np.int32), n_valid_samples=np.full(24, 200 * 1024, np.int32))
+    va = rng.uniform(0.2, 0.8, (24, 2))
+    lines = ["song_id,valence,arousal,quadrant"]
+    for song_id, (v, a) in zip(ids, va):
+        q = (1 if v >= 0.5 else 2) if a >= 0.5 else (4 if v >= 0.5 else 3)
+        lines.append(f"{song_id},{v:.4f},{a:.4f},Q{q}")
+    (folder / "annotations.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_fer_file(tmp_path_factory) -> Path:
+    """An npz in the FER2013 layout: 140 generated faces, 7 classes, Training and PublicTest rows."""
+    rng = np.random.default_rng(2)
+    n = 140
+    label = np.arange(n) % 7
+    pixels = rng.integers(0, 256, (n, 48, 48)).astype(np.uint8)
+    pixels[:, 10:20, :] = (label[:, None, None] * 36).astype(np.uint8)  # a learnable cue
+    usage = (np.arange(n) >= 112).astype(np.uint8)
+    path = tmp_path_factory.mktemp("fer") / "fer2013.npz"
+    np.savez_compressed(path, pixels=pixels, label=label.astype(np.uint8), usage=usage)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fer_faces() -> np.ndarray:
+    """Some real FER2013 PublicTest faces (48x48 uint8)."""
+    if not FER_FILE.exists():
+        pytest.skip(NO_SHARED)
+    with np.load(FER_FILE) as npz:
+        rows = np.flatnonzero(npz["usage"] == 1)[:400]
+        return npz["pixels"][rows]
+
+
+TINY_SONG_CONFIG = {"conv_filters": [8], "lstm_units": [8, 4], "dense_units": [8], "dense_dropout": [0.1]}
+TINY_SONG_TRAINING = {"epochs": 2, "batch_size": 8, "crop_frames": 128}
+TINY_FACE_CONFIG = {"blocks": 2, "filters": 4, "dense_units": [8]}
+TINY_FACE_TRAINING = {"epochs": 2, "batch_size": 32, "mixed_bfloat16": False}
+
+
+@pytest.fixture(scope="session")
+def tiny_song_model(tiny_music_dir, tmp_path_factory) -> Path:
+    from core.train import SONG_TRAINING, train_song
+
+    out = tmp_path_factory.mktemp("models") / "tiny_song"
+    return train_song(tiny_music_dir, out, dict(TINY_SONG_CONFIG), {**SONG_TRAINING, **TINY_SONG_TRAINING}, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_face_model(tiny_fer_file, tmp_path_factory) -> Path:
+    from core.train import FACE_TRAINING, train_face
+
+    out = tmp_path_factory.mktemp("models") / "tiny_face"
+    return train_face(tiny_fer_file, out, dict(TINY_FACE_CONFIG), {**FACE_TRAINING, **TINY_FACE_TRAINING}, seed=3)

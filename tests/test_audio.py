@@ -1,0 +1,95 @@
+import csv
+
+import numpy as np
+import pytest
+
+from core import audio
+from core.errors import InputError
+from tests.conftest import MUSIC_DIR, NO_SHARED, music_like, wav_bytes
+
+
+@pytest.mark.skipif(not (MUSIC_DIR / "clips").exists(), reason=NO_SHARED)
+def test_features_of_the_20_demo_clips_match_the_stored_rows():
+    with np.load(MUSIC_DIR / "features_logmel.npz") as npz:
+        rows = {song_id: i for i, song_id in enumerate(npz["song_id"])}
+        stored = npz["logmel"]
+    with open(MUSIC_DIR / "clips" / "clips.csv", newline="") as f:
+        clips = list(csv.DictReader(f))
+    assert len(clips) == 20
+    for clip in clips:
+        song = audio.load_song((MUSIC_DIR / "clips" / clip["file"]).read_bytes())
+        features = audio.logmel(song.samples).astype(np.float16)
+        assert features.shape == (646, 128)
+        np.testing.assert_array_equal(features, stored[rows[clip["song_id"]]], err_msg=clip["file"])
+
+
+def test_logmel_pads_a_short_clip_to_646_frames_in_db():
+    features = audio.logmel(music_like(5.0))
+    assert features.shape == (audio.WINDOW_FRAMES, audio.N_MELS) == (646, 128)
+    assert features.max() == 0.0 and features.min() >= -80.0
+    assert np.all(features[-100:] == -80.0)  # zero padding after 5 s is the floor
+
+
+def test_a_short_song_is_one_window_equal_to_the_recipe():
+    y = music_like(20.0)
+    starts, windows = audio.song_windows(y)
+    assert starts.tolist() == [0.0]
+    np.testing.assert_array_equal(windows[0], audio.logmel(y))
+
+
+def test_a_long_song_is_scored_in_overlapping_windows_to_its_end():
+    y = music_like(95.0)
+    starts, windows = audio.song_windows(y)
+    assert windows.shape[1:] == (646, 128) and len(starts) == len(windows) == 8
+    assert np.diff(starts).max() <= 10.0
+    assert np.all(np.diff(starts) <= audio.WINDOW_S)            # overlapping
+    assert starts[-1] + audio.WINDOW_S == pytest.approx(95.0, abs=0.1)  # last ends at the end
+    assert np.allclose(windows.max(axis=(1, 2)), 0.0)          # each window's own 0-dB reference
+
+
+def test_multichannel_and_96_khz_songs_just_work():
+    six = audio.load_song(wav_bytes(music_like(3.0, 48000, channels=6), 48000))
+    assert six.original_channels == 6 and six.samples.ndim == 1
+    hi = audio.load_song(wav_bytes(music_like(3.0, 96000), 96000))
+    assert hi.original_sample_rate_hz == 96000
+    assert len(hi.samples) == pytest.approx(3.0 * audio.SAMPLE_RATE_HZ, abs=2)
+
+
+@pytest.mark.parametrize("fmt", ["FLAC", "OGG"])
+def test_flac_and_ogg_decode_from_memory(fmt):
+    song = audio.load_song(wav_bytes(music_like(2.0), 22050, fmt=fmt))
+    assert song.duration_s == pytest.approx(2.0, abs=0.05)
+
+
+BAD_SONGS = {
+    "empty": (b"", "empty"),
+    "text renamed to mp3": (b"These are not the songs you are looking for.\n" * 50, "could not be read as audio"),
+    "png renamed to wav": (b"\x89PNG\r\n\x1a\n" + bytes(500), "could not be read as audio"),
+    "silence": (wav_bytes(np.zeros(22050 * 3, np.float32), 22050), "silent"),
+    "half a second": (wav_bytes(music_like(0.5), 22050), "at least 1 s"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_SONGS)
+def test_bad_songs_get_a_clear_error(name):
+    data, expected = BAD_SONGS[name]
+    with pytest.raises(InputError, match=expected):
+        audio.load_song(data)
+
+
+def test_a_song_over_the_limit_is_refused_before_decoding():
+    minutes = audio.MAX_DURATION_S / 60 + 1
+    data = wav_bytes(np.zeros(int(minutes * 60 * 2000), np.int16), 2000, subtype="PCM_16")
+    with pytest.raises(InputError, match="limit is 15 minutes"):
+        audio.load_song(data)
+
+
+def test_a_truncated_mp3_gives_a_result_or_a_clear_error(real_clip):
+    name, data = real_clip
+    for cut in (len(data) // 2, 2000, 200):
+        try:
+            song = audio.load_song(data[:cut])
+        except InputError as e:
+            assert "audio" in str(e) or "long" in str(e)
+        else:
+            assert song.duration_s > 0

@@ -1,0 +1,43 @@
+import shutil
+
+import pytest
+
+from core import cards
+from core.errors import ModelFileError
+
+
+def test_a_missing_model_file_is_named(tmp_path):
+    with pytest.raises(ModelFileError, match="nothing.keras is missing"):
+        cards.load_model(tmp_path / "nothing.keras")
+
+
+def test_a_changed_model_file_fails_its_sha256_check(tiny_song_model, tmp_path):
+    copy = tmp_path / "copy.keras"
+    shutil.copy(tiny_song_model, copy)
+    shutil.copy(cards.card_path(tiny_song_model), cards.card_path(copy))
+    cards.load_model(copy)  # an exact copy loads
+    with open(copy, "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(ModelFileError, match="does not match its card"):
+        cards.load_model(copy)
+
+
+def test_a_corrupt_card_or_archive_is_named(tiny_song_model, tmp_path):
+    copy = tmp_path / "bad.keras"
+    copy.write_bytes(b"not a zip archive")
+    cards.card_path(copy).write_text("{")
+    with pytest.raises(ModelFileError, match="bad.json is not valid JSON"):
+        cards.load_model(copy)
+    cards.card_path(copy).write_text('{"model_file": {"sha256": "%s"}}' % cards.sha256_file(copy))
+    with pytest.raises(ModelFileError, match="could not be read"):
+        cards.load_model(copy)
+
+
+@pytest.mark.parametrize("task", ["song", "face"])
+def test_the_shipped_models_match_their_cards(task):
+    path = cards.DEFAULT_MODELS[task]
+    if not path.exists():
+        pytest.skip(f"{path} is not trained yet")
+    model, card = cards.load_model(path)
+    assert model.count_params() == card["parameters"]
+    assert path.stat().st_size < 15 * 1024 * 1024

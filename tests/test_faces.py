@@ -1,0 +1,124 @@
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import faces
+from core.errors import InputError
+
+
+def encode(image: np.ndarray, ext: str = ".png", params=()) -> bytes:
+    ok, buffer = cv2.imencode(ext, image, list(params))
+    assert ok
+    return buffer.tobytes()
+
+
+def frame_with_faces(fer_faces: np.ndarray, count: int, side_px: int = 144, shape=(480, 640)) -> np.ndarray:
+    """FER faces (detected upright ones first) pasted, upscaled, into a plain grey frame."""
+    canvas = np.full(shape, 128, np.uint8)
+    cols = shape[1] // (side_px + 10)
+    for i in range(count):
+        y, x = 10 + (i // cols) * (side_px + 10), 10 + (i % cols) * (side_px + 10)
+        canvas[y:y + side_px, x:x + side_px] = cv2.resize(fer_faces[i], (side_px, side_px),
+                                                          interpolation=cv2.INTER_CUBIC)
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def detectable(fer_faces) -> np.ndarray:
+    """FER faces the detector finds on their own in a frame."""
+    found = [f for f in fer_faces[:80] if faces.detect_faces(frame_with_faces(f[None], 1))]
+    assert len(found) >= 25  # FER crops are tight (chin and brow cut): about half are found
+    return np.array(found)
+
+
+def test_a_pasted_fer_face_is_found_where_it_was_put(detectable):
+    frame = frame_with_faces(detectable, 1)
+    (face,) = faces.detect_faces(frame)
+    x, y, w, h = face.box
+    assert abs((x + w / 2) - (10 + 72)) < 25 and abs((y + h / 2) - (10 + 72)) < 25
+    crops = faces.crop_faces(frame, [face])
+    assert crops.shape == (1, 48, 48, 1) and crops.dtype == np.float32 and crops.max() > 1
+
+
+def test_many_faces_are_all_found(detectable):
+    frame = frame_with_faces(detectable, 6, side_px=110, shape=(480, 640))
+    assert len(faces.detect_faces(frame)) == 6
+
+
+def test_a_tilted_face_is_found_by_the_rotated_search(detectable):
+    frame = frame_with_faces(detectable, 1, side_px=160)
+    hits = 0
+    for face in detectable[:20]:
+        frame = frame_with_faces(face[None], 1, side_px=160)
+        tilted = cv2.warpAffine(frame, cv2.getRotationMatrix2D((90, 90), 22, 1.0), frame.shape[::-1],
+                                borderMode=cv2.BORDER_REPLICATE)
+        found = faces.detect_faces(tilted)
+        hits += bool(found and found[0].angle_deg)
+    assert hits >= 5
+
+
+def test_decoding_makes_8_bit_bgr_from_grey_16_bit_alpha_and_cmyk():
+    grey16 = (np.arange(100 * 120, dtype=np.uint16).reshape(100, 120) * 5)
+    assert faces.decode_image(encode(grey16)).shape == (100, 120, 3)
+    rgba = np.zeros((100, 120, 4), np.uint8)
+    rgba[..., 3] = 128
+    assert faces.decode_image(encode(rgba)).dtype == np.uint8
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (120, 100), (0, 50, 100, 0)).save(cmyk, "JPEG")
+    assert faces.decode_image(cmyk.getvalue()).shape == (100, 120, 3)
+    webp = encode(np.full((64, 64, 3), 90, np.uint8), ".webp")
+    assert faces.decode_image(webp).shape == (64, 64, 3)
+
+
+def test_a_huge_picture_is_downscaled_and_a_larger_one_refused():
+    big = encode(np.zeros((8000, 8000), np.uint8))
+    assert max(faces.decode_image(big).shape[:2]) == faces.WORK_MAX_SIDE_PX
+    header = io.BytesIO()
+    Image.new("1", (10000, 10000)).save(header, "PNG")
+    with pytest.raises(InputError, match="megapixels"):
+        faces.decode_image(header.getvalue())
+
+
+def _png_header_claiming(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk +
+            struct.pack(">I", zlib.crc32(chunk)))
+
+
+BAD_PICTURES = {
+    "empty": (b"", "empty"),
+    "text renamed to jpg": (b"hello, not a picture\n" * 20, "not an image"),
+    "1x1": (encode(np.zeros((1, 1, 3), np.uint8)), "only 1x1"),
+    "0x0 header": (_png_header_claiming(0, 0), "not an image|only 0x0"),
+    "zip-bomb header 60000x60000": (_png_header_claiming(60000, 60000), "megapixels|not an image"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_PICTURES)
+def test_bad_pictures_get_a_clear_error(name):
+    data, expected = BAD_PICTURES[name]
+    with pytest.raises(InputError, match=expected):
+        faces.decode_image(data)
+
+
+def test_a_truncated_jpg_gives_a_picture_or_a_clear_error():
+    data = encode(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8), ".jpg")
+    for cut in (len(data) // 2, 400, 40):
+        try:
+            image = faces.decode_image(data[:cut])
+        except InputError as e:
+            assert "image" in str(e) or "decoded" in str(e)
+        else:
+            assert image.shape == (300, 400, 3)
+
+
+def test_boxes_are_drawn_on_an_rgb_copy():
+    image = np.full((200, 300, 3), 255, np.uint8)
+    drawn = faces.draw_faces(image, [(50, 60, 80, 80)], ["happy"])
+    assert drawn.shape == image.shape and (image == 255).all() and (drawn != 255).any()

@@ -1,0 +1,87 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from core import audio
+from core.errors import InputError
+from core.face_model import EXPRESSIONS
+from core.predict import ModelRunner, main as predict_main, predict_faces, predict_song
+from tests.conftest import music_like, wav_bytes
+
+
+@pytest.fixture(scope="module")
+def song_runner(tiny_song_model):
+    return ModelRunner.load(tiny_song_model)
+
+
+@pytest.fixture(scope="module")
+def face_runner(tiny_face_model):
+    return ModelRunner.load(tiny_face_model)
+
+
+def test_a_long_song_gets_a_mood_that_is_the_mean_of_its_windows(song_runner):
+    result = predict_song(song_runner, wav_bytes(music_like(70.0, 44100), 44100), "long.wav")
+    assert result["quadrant"] in {"Q1", "Q2", "Q3", "Q4"} and result["duration_s"] == pytest.approx(70.0)
+    windows = result["windows"]
+    assert len(windows) == 6 and windows[0]["start_s"] == 0.0
+    assert max(np.diff([w["start_s"] for w in windows])) <= 10.0
+    assert windows[-1]["start_s"] == pytest.approx(70.0 - audio.WINDOW_S, abs=0.1)
+    assert result["valence"] == pytest.approx(np.mean([w["valence"] for w in windows]), abs=1e-6)
+    assert result["arousal"] == pytest.approx(np.mean([w["arousal"] for w in windows]), abs=1e-6)
+
+
+def test_the_runner_is_safe_to_call_from_several_threads(song_runner):
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = np.stack([audio.logmel(music_like(5.0, seed=i)) for i in range(4)])
+    expected = song_runner(x)
+    with ThreadPoolExecutor(4) as pool:
+        outputs = list(pool.map(lambda k: song_runner(x[k:k + 1]), [0, 1, 2, 3] * 5))
+    for k, out in enumerate(outputs):
+        np.testing.assert_allclose(out[0], expected[k % 4], rtol=1e-4, atol=1e-5)
+
+
+def test_song_cli_prints_one_json_line_per_file(tiny_song_model, tmp_path, capsys):
+    good = tmp_path / "song.wav"
+    good.write_bytes(wav_bytes(music_like(4.0), 22050))
+    assert predict_main(["song", str(good), str(good), "--model", str(tiny_song_model)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    result = json.loads(lines[0])
+    assert {"file", "valence", "arousal", "quadrant", "windows"} <= set(result)
+    assert set(result["windows"][0]) == {"start_s", "valence", "arousal"}
+
+
+def test_song_cli_fails_with_a_one_line_error_on_bad_files(tiny_song_model, tmp_path, capsys):
+    bad = tmp_path / "notes.mp3"
+    bad.write_text("not audio")
+    assert predict_main(["song", str(bad), str(tmp_path / "missing.wav"), "--model", str(tiny_song_model)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith(f"error: {bad}: This file could not be read as audio")
+    assert "No such file" in err[1]
+
+
+def test_faces_are_scored_in_one_batch_with_seven_probabilities(face_runner, fer_faces):
+    canvas = np.full((480, 640), 128, np.uint8)
+    canvas[60:204, 100:244] = cv2.resize(fer_faces[0], (144, 144))
+    data = cv2.imencode(".png", canvas)[1].tobytes()
+    whole = predict_faces(face_runner, data, "one.png", whole_image=True)
+    (face,) = whole["faces"]
+    assert list(face["probabilities"]) == list(EXPRESSIONS)
+    assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
+
+
+def test_face_cli_prints_json_and_refuses_a_non_image(tiny_face_model, tmp_path, capsys):
+    photo = tmp_path / "blank.jpg"
+    photo.write_bytes(cv2.imencode(".jpg", np.full((120, 160, 3), 200, np.uint8))[1].tobytes())
+    assert predict_main(["face", str(photo), "--model", str(tiny_face_model)]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"] == []
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG but not really")
+    assert predict_main(["face", str(bad), "--model", str(tiny_face_model)]) == 1
+    assert "not an image" in capsys.readouterr().err
+    with pytest.raises(InputError):
+        predict_faces(ModelRunner.load(tiny_face_model), b"")

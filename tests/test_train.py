@@ -1,0 +1,42 @@
+import json
+
+import keras
+import pytest
+
+from core import cards
+from core.train import main as train_main
+
+SONG_CARD_KEYS = {"task", "config", "training", "data", "split", "curves", "validation", "baselines",
+                  "latency", "model_file", "parameters", "target_scaling"}
+
+
+def test_a_tiny_song_training_writes_a_model_and_a_complete_card(tiny_song_model):
+    card = cards.read_card(tiny_song_model)
+    assert SONG_CARD_KEYS <= set(card)
+    assert card["config"]["pooling"] == "max" and card["config"]["conv_filters"] == [8]
+    assert len(card["curves"]["loss"]) == len(card["curves"]["val_loss"]) == card["training"]["epochs_run"]
+    assert card["split"]["n_train"] + card["split"]["n_val"] == 24
+    assert set(card["baselines"]) == {"ridge", "svr"}
+    assert set(card["validation"]["valence"]) == {"r", "r2", "ccc", "rmse"}
+    assert card["model_file"]["sha256"] == cards.sha256_file(tiny_song_model)
+    model, _ = cards.load_model(tiny_song_model)
+    assert model.count_params() == card["parameters"]
+
+
+def test_a_tiny_face_training_writes_a_model_and_a_complete_card(tiny_face_model):
+    card = cards.read_card(tiny_face_model)
+    assert card["split"] == {"train": "usage 0 (Training)", "validation": "usage 1 (PublicTest)",
+                             "n_train": 112, "n_val": 28}
+    assert len(card["curves"]["val_accuracy"]) == 2
+    assert len(card["validation"]["confusion"]) == 7 and card["validation"]["n"] == 28
+    model, _ = cards.load_model(tiny_face_model)
+    assert model.dtype_policy.name == "float32"
+    assert model.count_params() == card["parameters"] < 15e6 / 4
+
+
+def test_the_cli_refuses_an_unknown_builder_argument(tiny_music_dir, tmp_path):
+    with pytest.raises(ValueError, match="no argument"):
+        train_main(["song", "--data", str(tiny_music_dir), "--out", str(tmp_path / "x"),
+                    "--config", json.dumps({"poling": "max"})])
+    assert train_main(["song", "--data", str(tiny_music_dir), "--out", str(tmp_path / "x"),
+                       "--config", "{not json"]) == 2
