@@ -1,0 +1,89 @@
+"""Page tests with Streamlit's AppTest: upload as a person would, find what they should see."""
+
+import cv2
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import cards
+from tests.conftest import ROOT, wav_bytes
+
+TIMEOUT_S = 180
+
+
+def _page(path: str) -> AppTest:
+    app = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT_S)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _charts(app: AppTest) -> list:
+    return app.get("plotly_chart")
+
+
+def test_home_page_links_to_every_page():
+    app = _page("streamlit_app.py")
+    assert "MoodLens" in app.title[0].value
+    links = [el.proto.label for el in app.get("page_link")]
+    assert any("Song mood" in label for label in links) and any("Face expression" in label for label in links)
+
+
+@pytest.fixture(scope="module")
+def song_page():
+    if not cards.DEFAULT_MODELS["song"].exists():
+        pytest.skip("the default song model is not trained")
+    return _page("pages/song_mood.py")
+
+
+def test_song_page_maps_an_uploaded_clip_and_lists_it(song_page, real_clip):
+    name, data = real_clip
+    song_page.file_uploader[0].set_value((name, data, "audio/mpeg")).run()
+    assert not song_page.exception and not song_page.error
+    chart = _charts(song_page)[0]
+    assert name in chart.proto.spec  # the song's labelled point on the mood map
+    assert "valence" in chart.proto.spec
+    table = song_page.dataframe[0].value
+    assert table["file"].tolist() == [name] and 0 <= table["valence"][0] <= 1
+
+
+def test_song_page_explains_a_bad_file_and_still_maps_the_good_one(song_page):
+    good = wav_bytes(np.sin(np.arange(22050 * 5) / 7).astype(np.float32) * 0.3, 22050)
+    song_page.file_uploader[0].set_value([("notes.mp3", b"not a song at all" * 10, "audio/mpeg"),
+                                          ("tone.wav", good, "audio/wav")]).run()
+    assert not song_page.exception
+    assert "notes.mp3" in song_page.error[0].value and "could not be read as audio" in song_page.error[0].value
+    assert song_page.dataframe[0].value["file"].tolist() == ["tone.wav"]
+
+
+@pytest.fixture(scope="module")
+def face_page():
+    if not cards.DEFAULT_MODELS["face"].exists():
+        pytest.skip("the default face model is not trained")
+    return _page("pages/face_expression.py")
+
+
+def test_face_page_shows_probabilities_for_a_photo(face_page, fer_faces):
+    canvas = np.full((480, 640), 128, np.uint8)
+    from core import faces
+    face = next(f for f in fer_faces if faces.detect_faces(
+        cv2.copyMakeBorder(cv2.resize(f, (160, 160)), 100, 100, 100, 100, cv2.BORDER_CONSTANT, value=128)))
+    canvas[100:260, 200:360] = cv2.resize(face, (160, 160))
+    face_page.file_uploader[0].set_value(("me.png", cv2.imencode(".png", canvas)[1].tobytes(), "image/png")).run()
+    assert not face_page.exception and not face_page.error
+    specs = [c.proto.spec for c in _charts(face_page)]
+    assert any("Face 1" in s and "happy" in s for s in specs)
+
+
+def test_face_page_without_a_face_offers_the_whole_picture(face_page):
+    blank = cv2.imencode(".jpg", np.full((200, 200, 3), 180, np.uint8))[1].tobytes()
+    face_page.file_uploader[0].set_value(("wall.jpg", blank, "image/jpeg")).run()
+    assert "No face was found" in face_page.warning[0].value
+    face_page.checkbox[0].check().run()
+    assert any("Face 1" in c.proto.spec for c in _charts(face_page))
+
+
+def test_face_page_explains_a_file_that_is_not_an_image(face_page):
+    face_page.file_uploader[0].set_value(("cat.png", b"meow" * 100, "image/png")).run()
+    assert not face_page.exception
+    assert "not an image" in face_page.error[0].value
