@@ -86,7 +86,9 @@ def load_song(data: bytes) -> Song:
                          "of music is needed to hear a mood.")
     if not np.all(np.isfinite(samples)):
         raise InputError("The file's samples contain invalid values (NaN or infinity): it is damaged.")
-    mono = samples.mean(axis=1)  # librosa.to_mono: the channel mean
+    # librosa.to_mono's channel mean, as one matrix-vector product: numpy's mean over a
+    # 2-wide axis is ten times slower, and for 1 or 2 channels the weights 1 and 0.5 are exact.
+    mono = samples @ np.full(samples.shape[1], 1.0 / samples.shape[1], dtype=np.float32)
     if np.max(np.abs(mono)) < SILENCE_PEAK:
         raise InputError("The song is silent (no sound above -80 dBFS), so it has no mood to read.")
     if sample_rate_hz != SAMPLE_RATE_HZ:

@@ -22,6 +22,8 @@ MAX_PIXELS = 70_000_000      # 8000x8000 (64 MP) is accepted and downscaled; 100
 WORK_MAX_SIDE_PX = 1280      # pictures are downscaled to this before detection
 CROP_MARGIN = 0.1            # fraction of the box added on each side: FER2013 crops show the whole head
 TILT_ANGLES_DEG = (20.0, -20.0)
+DETECT_SHORT_SIDE_PX = 480   # detection runs on a copy whose short side is at most this
+MIN_FACE_FRACTION = 1 / 12   # smallest face searched for, as a fraction of the short side
 
 _cascade = None
 
@@ -70,7 +72,9 @@ def _detector() -> cv2.CascadeClassifier:
 
 
 def _detect(grey: np.ndarray) -> list[tuple[int, int, int, int]]:
-    min_side = max(24, min(grey.shape) // 25)
+    # The cascade's cost is mostly in its finest scales: starting at 1/12 of the short side
+    # rather than at 24 px makes a 640x480 frame about three times faster to search.
+    min_side = max(24, int(min(grey.shape) * MIN_FACE_FRACTION))
     found = _detector().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
                                          minSize=(min_side, min_side))
     return [tuple(int(v) for v in box) for box in found]
@@ -87,8 +91,12 @@ def _rotation(shape: tuple[int, int], angle_deg: float) -> tuple[np.ndarray, tup
 
 
 def detect_faces(image: np.ndarray) -> list[Face]:
-    """Every face in a BGR or grey picture, largest first."""
-    grey = cv2.equalizeHist(to_grey(image))
+    """Every face in a BGR or grey picture (at least 1/12 of its short side), largest first."""
+    grey = to_grey(image)
+    scale = min(1.0, DETECT_SHORT_SIDE_PX / min(grey.shape))
+    if scale < 1:
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    grey = cv2.equalizeHist(grey)
     faces = [Face(box) for box in _detect(grey)]
     if not faces:
         for angle in TILT_ANGLES_DEG:
@@ -100,6 +108,8 @@ def detect_faces(image: np.ndarray) -> list[Face]:
                 faces.append(Face((int(cx - w / 2), int(cy - h / 2), w, h), angle))
             if faces:
                 break
+    for face in faces:
+        face.box = tuple(int(round(v / scale)) for v in face.box)
     return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
 
 
