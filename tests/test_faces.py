@@ -18,9 +18,9 @@ def encode(image: np.ndarray, ext: str = ".png", params=()) -> bytes:
 def frame_with_faces(fer_faces: np.ndarray, count: int, side_px: int = 144, shape=(480, 640)) -> np.ndarray:
     """FER faces (detected upright ones first) pasted, upscaled, into a plain grey frame."""
     canvas = np.full(shape, 128, np.uint8)
-    cols = shape[1] // (side_px + 10)
+    cols = (shape[1] - 40) // (side_px + 10)
     for i in range(count):
-        y, x = 10 + (i // cols) * (side_px + 10), 10 + (i % cols) * (side_px + 10)
+        y, x = 30 + (i // cols) * (side_px + 10), 30 + (i % cols) * (side_px + 10)
         canvas[y:y + side_px, x:x + side_px] = cv2.resize(fer_faces[i], (side_px, side_px),
                                                           interpolation=cv2.INTER_CUBIC)
     return canvas
@@ -28,36 +28,34 @@ def frame_with_faces(fer_faces: np.ndarray, count: int, side_px: int = 144, shap
 
 @pytest.fixture(scope="module")
 def detectable(fer_faces) -> np.ndarray:
-    """FER faces the detector finds on their own in a frame."""
-    found = [f for f in fer_faces[:80] if faces.detect_faces(frame_with_faces(f[None], 1))]
-    assert len(found) >= 25  # FER crops are tight (chin and brow cut): about half are found
-    return np.array(found)
+    """FER faces the detector finds confidently on their own in a frame."""
+    alone = [(f, faces.detect_faces(frame_with_faces(f[None], 1))) for f in fer_faces[:80]]
+    assert sum(bool(found) for _, found in alone) >= 60  # FER crops are tight, yet most are found
+    return np.array([f for f, found in alone if found and found[0].score >= 0.8])
 
 
 def test_a_pasted_fer_face_is_found_where_it_was_put(detectable):
     frame = frame_with_faces(detectable, 1)
     (face,) = faces.detect_faces(frame)
     x, y, w, h = face.box
-    assert abs((x + w / 2) - (10 + 72)) < 25 and abs((y + h / 2) - (10 + 72)) < 25
+    assert abs((x + w / 2) - (30 + 72)) < 25 and abs((y + h / 2) - (30 + 72)) < 25
     crops = faces.crop_faces(frame, [face])
     assert crops.shape == (1, 48, 48, 1) and crops.dtype == np.float32 and crops.max() > 1
 
 
 def test_many_faces_are_all_found(detectable):
-    frame = frame_with_faces(detectable, 6, side_px=110, shape=(480, 640))
+    frame = frame_with_faces(detectable, 6, side_px=120, shape=(480, 640))
     assert len(faces.detect_faces(frame)) == 6
 
 
-def test_a_tilted_face_is_found_by_the_rotated_search(detectable):
-    frame = frame_with_faces(detectable, 1, side_px=160)
-    hits = 0
-    for face in detectable[:20]:
+def test_tilted_and_small_faces_are_found(detectable):
+    for face in detectable[:10]:
         frame = frame_with_faces(face[None], 1, side_px=160)
-        tilted = cv2.warpAffine(frame, cv2.getRotationMatrix2D((90, 90), 22, 1.0), frame.shape[::-1],
+        tilted = cv2.warpAffine(frame, cv2.getRotationMatrix2D((110, 110), 25, 1.0), frame.shape[::-1],
                                 borderMode=cv2.BORDER_REPLICATE)
-        found = faces.detect_faces(tilted)
-        hits += bool(found and found[0].angle_deg)
-    assert hits >= 5
+        assert len(faces.detect_faces(tilted)) == 1
+    small = [frame_with_faces(f[None], 1, side_px=80) for f in detectable[:5]]  # 1/6 of the height
+    assert sum(len(faces.detect_faces(frame)) == 1 for frame in small) >= 4
 
 
 def test_decoding_makes_8_bit_bgr_from_grey_16_bit_alpha_and_cmyk():

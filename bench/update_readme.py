@@ -1,0 +1,86 @@
+"""Rewrite the generated parts of README.md from the model cards and fresh benchmark runs.
+
+    .venv/bin/python bench/update_readme.py [--no-bench]
+
+Every number in the README comes from here: the blocks between `<!-- NAME:start -->` and
+`<!-- NAME:end -->` are replaced; nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core import cards  # noqa: E402
+from core.face_model import EXPRESSIONS  # noqa: E402
+
+
+def _replace(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no block {name}")
+    return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+
+
+def song_table(card: dict) -> str:
+    rows = [("CRNN (this model)", card["validation"])] + [
+        (f"{name} on mel mean/std (baseline)", b["validation"]) for name, b in card["baselines"].items()]
+    lines = ["| model | valence r | arousal r | valence CCC | arousal CCC | valence RMSE | arousal RMSE | quadrant acc. |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, m in rows:
+        v, a = m["valence"], m["arousal"]
+        lines.append(f"| {name} | {v['r']:.3f} | {a['r']:.3f} | {v['ccc']:.3f} | {a['ccc']:.3f} | "
+                     f"{v['rmse']:.3f} | {a['rmse']:.3f} | {m['quadrant_accuracy']:.1%} |")
+    t = card["training"]
+    lines.append("")
+    lines.append(f"Validation: {card['split']['n_val']} of {card['data']['n_songs']} songs "
+                 f"({card['split']['method']}, seed {card['split']['seed']}); trained on "
+                 f"{card['split']['n_train']}. {card['parameters']:,} parameters, "
+                 f"{card['model_file']['size_bytes'] / 1e6:.1f} MB, {t['epochs_run']} epochs "
+                 f"(best {t['best_epoch']}) in {t['seconds'] / 60:.0f} min on {t['machine']}.")
+    return "\n".join(lines)
+
+
+def face_table(card: dict) -> str:
+    m, t = card["validation"], card["training"]
+    lines = [f"PublicTest ({m['n']:,} faces): **accuracy {m['accuracy']:.1%}**, macro-F1 {m['macro_f1']:.3f}. "
+             f"{card['parameters']:,} parameters, {card['model_file']['size_bytes'] / 1e6:.1f} MB, "
+             f"{t['epochs_run']} epochs in {t['seconds'] / 60:.0f} min on {t['machine']}.",
+             "", "| " + " | ".join(EXPRESSIONS) + " |", "|" + "---|" * len(EXPRESSIONS),
+             "| " + " | ".join(f"{m['per_class_recall'][e]:.1%}" for e in EXPRESSIONS) + " |",
+             "", "(recall per expression)"]
+    return "\n".join(lines)
+
+
+def bench(script: str) -> str:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / script)], capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout
+    return "```\n$ .venv/bin/python bench/" + script + "\n" + out.strip() + "\n```"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-bench", action="store_true", help="only the model tables")
+    args = parser.parse_args()
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    for task, render in (("song", song_table), ("face", face_table)):
+        path = cards.DEFAULT_MODELS[task]
+        if path.exists():
+            text = _replace(text, f"{task}-model", render(cards.read_card(path)))
+    if not args.no_bench:
+        for name, script in (("song-bench", "song_latency.py"), ("face-bench", "face_latency.py"),
+                             ("detector-bench", "face_detection.py")):
+            if (ROOT / "bench" / script).exists():
+                text = _replace(text, name, bench(script))
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
