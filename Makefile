@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test bench clean
+.PHONY: run test bench readme clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(VENV)/.dev-installed
 bench: $(VENV)/.app-installed
 	$(BIN)/python bench/song_latency.py
 	$(BIN)/python bench/face_latency.py
+
+# Regenerate every number in README.md from the model cards and fresh benchmark runs.
+readme: $(VENV)/.app-installed
+	$(BIN)/python bench/update_readme.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-output

@@ -65,6 +65,7 @@ BAD_SONGS = {
     "empty": (b"", "empty"),
     "text renamed to mp3": (b"These are not the songs you are looking for.\n" * 50, "could not be read as audio"),
     "png renamed to wav": (b"\x89PNG\r\n\x1a\n" + bytes(500), "could not be read as audio"),
+    "m4a (unsupported)": (b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00" + bytes(4000), "Supported formats: mp3"),
     "silence": (wav_bytes(np.zeros(22050 * 3, np.float32), 22050), "silent"),
     "half a second": (wav_bytes(music_like(0.5), 22050), "at least 1 s"),
 }
