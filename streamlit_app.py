@@ -2,19 +2,19 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="MoodLens", page_icon="🎭", layout="wide")
+st.set_page_config(page_title="MoodLens", page_icon=":material/theater_comedy:", layout="wide")
 
 
 def home() -> None:
-    st.title("🎭 MoodLens")
+    st.title("MoodLens")
     st.write("See emotion in music and faces, and see how a network's layer choices change what it learns.")
     st.page_link(song_page, label="**Song mood**: upload songs, see each on a valence/arousal mood "
-                                  "map and the path its mood takes through the song.", icon="🎵")
+                                  "map and the path its mood takes through the song.", icon=":material/music_note:")
     st.page_link(face_page, label="**Face expression**: take a webcam picture or upload a photo, see "
-                                  "the probabilities of seven expressions for every face.", icon="🙂")
+                                  "the probabilities of seven expressions for every face.", icon=":material/mood:")
     st.caption("Everything you upload is analysed in memory and never stored.")
 
 
-song_page = st.Page("pages/song_mood.py", title="Song mood", icon="🎵", url_path="song")
-face_page = st.Page("pages/face_expression.py", title="Face expression", icon="🙂", url_path="face")
-st.navigation([st.Page(home, title="Home", icon="🎭", default=True), song_page, face_page]).run()
+song_page = st.Page("pages/song_mood.py", title="Song mood", icon=":material/music_note:", url_path="song")
+face_page = st.Page("pages/face_expression.py", title="Face expression", icon=":material/mood:", url_path="face")
+st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), song_page, face_page]).run()

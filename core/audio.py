@@ -120,13 +120,13 @@ def logmel(y: np.ndarray) -> np.ndarray:
 def song_windows(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Overlapping 30-s windows of a song -> (start_s (k,), features (k, 646, 128) dB).
 
-    A song of 30 s or less is one window, exactly the recipe. A longer one gets windows evenly
+    A song of 30 s or less (or at most 5 s more) is one window, exactly the recipe. A longer one gets windows evenly
     spaced at most WINDOW_HOP_FRAMES frames apart over its whole spectrogram (computed once), the
     first at 0 s and the last ending at the song's end; each window is scaled to its own max as in
     the recipe.
     """
-    if len(y) <= WINDOW_SAMPLES:
-        return np.zeros(1), logmel(y)[None]
+    if len(y) <= WINDOW_SAMPLES + WINDOW_HOP_FRAMES * HOP_LENGTH // 2:
+        return np.zeros(1), logmel(y)[None]  # up to 5 s over 30 s: the first 30 s, as in the recipe
     power = mel_power(y)
     last = power.shape[1] - WINDOW_FRAMES
     starts = np.linspace(0, last, int(np.ceil(last / WINDOW_HOP_FRAMES)) + 1).round().astype(int)

@@ -10,7 +10,7 @@ from core.face_model import EXPRESSIONS
 from core.predict import analyse_picture
 from pages.loaded_models import default_runner
 
-st.title("🙂 Face expression")
+st.title(":material/mood: Face expression")
 st.write("Take a webcam picture or upload a photo. MoodLens finds every face and gives the "
          "probabilities of seven expressions for each, from a CNN trained on FER2013.")
 st.caption(f"Formats: {', '.join(faces.SUPPORTED_FORMATS)} · at most {faces.MAX_PIXELS / 1e6:.0f} "
@@ -19,7 +19,7 @@ st.caption(f"Formats: {', '.join(faces.SUPPORTED_FORMATS)} · at most {faces.MAX
            "stored; nothing leaves this server.")
 
 runner = default_runner("face")
-camera_tab, upload_tab = st.tabs(["📷 Webcam", "🖼️ Photo"])
+camera_tab, upload_tab = st.tabs([":material/photo_camera: Webcam", ":material/image: Photo"])
 with camera_tab:
     snapshot = st.camera_input("Take a picture")
 with upload_tab:

@@ -12,7 +12,7 @@ from core.errors import InputError
 from core.predict import predict_song
 from pages.loaded_models import default_runner
 
-st.title("🎵 Song mood")
+st.title(":material/music_note: Song mood")
 st.write(
     "Upload one or more songs. MoodLens reads each 30-second window with a CRNN and places the song "
     "on Russell's mood map: **valence** (sad → happy) across, **arousal** (calm → energetic) up. "
