@@ -12,12 +12,19 @@ def test_default_crnn_follows_the_seed():
     model = build_song_crnn()
     types = _layer_types(model)
     assert types.count("Conv1D") == 2 and types.count("MaxPooling1D") == 2
-    assert types.count("LSTM") == 2 and types.count("Dropout") == 2 + 3
+    assert types.count("Dropout") == 2 + 3 and model.get_layer("dropout1").rate == 0.3
+    assert model.get_layer("lstm1").units == 128 and model.get_layer("lstm1").return_sequences
+    assert "GlobalAveragePooling1D" in types  # the seed's Pattern 3
+    assert [model.get_layer(f"dense{i}").units for i in (1, 2, 3)] == [128, 64, 32]
+    assert model.output_shape == (None, 2)
+    assert model.get_layer("valence_arousal").activation.__name__ == "linear"
+
+
+def test_stacked_lstm_summary_returns_the_last_step():
+    model = build_song_crnn(summary="lstm")
     lstms = [layer for layer in model.layers if type(layer).__name__ == "LSTM"]
     assert [l.units for l in lstms] == [128, 64]
     assert [l.return_sequences for l in lstms] == [True, False]
-    assert model.output_shape == (None, 2)
-    assert model.get_layer("valence_arousal").activation.__name__ == "linear"
 
 
 @pytest.mark.parametrize("kwargs, pooled_frames", [
@@ -37,10 +44,10 @@ def test_pooling_choices_set_the_sequence_length_the_lstm_sees(kwargs, pooled_fr
 
 
 def test_spatial_dropout_global_pooling_and_bidirectional_choices():
-    model = build_song_crnn(spatial_dropout=True, summary="global_average", bidirectional=True)
+    model = build_song_crnn(spatial_dropout=True, summary="global_max", bidirectional=True)
     types = _layer_types(model)
     assert types.count("SpatialDropout1D") == 2
-    assert "GlobalAveragePooling1D" in types and types.count("Bidirectional") == 1
+    assert "GlobalMaxPooling1D" in types and types.count("Bidirectional") == 1
     assert build_song_crnn(dropout=0.0, dense_dropout=(0, 0, 0)).count_params() == build_song_crnn().count_params()
 
 
