@@ -42,6 +42,46 @@ class ModelRunner:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self._infer(np.asarray(x, dtype=np.float32)).numpy()
 
+    def mc_dropout(self, x: np.ndarray, passes: int) -> np.ndarray:
+        """Monte Carlo dropout: `passes` predictions with every dropout layer kept on (batch
+        normalisation stays in inference mode) -> (passes, *output shape)."""
+        if not hasattr(self, "_mc_infer"):
+            import tensorflow as tf
+
+            sampler = _with_dropout_on(self.model)
+            spec = tf.TensorSpec((None, *self.model.inputs[0].shape[1:]), tf.float32)
+            self._mc_infer = tf.function(lambda batch: sampler(batch, training=False),
+                                         input_signature=[spec])
+        x = np.asarray(x, dtype=np.float32)
+        repeated = np.repeat(x[None], passes, axis=0).reshape(-1, *x.shape[1:])
+        return self._mc_infer(repeated).numpy().reshape(passes, len(x), -1)
+
+
+def _with_dropout_on(model):
+    """A copy of `model`, sharing its weights' values, whose dropout layers drop at inference too."""
+    import keras
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.SpatialDropout1D):
+            return _AlwaysOn(keras.layers.SpatialDropout1D)(**config)
+        if isinstance(layer, keras.layers.Dropout):
+            return _AlwaysOn(keras.layers.Dropout)(**config)
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _AlwaysOn(base):
+    class AlwaysOn(base):
+        def call(self, inputs, training=None):
+            return super().call(inputs, training=True)
+
+    AlwaysOn.__name__ = f"AlwaysOn{base.__name__}"
+    return AlwaysOn
+
 
 def predict_song(runner: ModelRunner, data: bytes, name: str = "") -> dict:
     """Bytes of a song -> its mood: mean over 30-s windows, and the path through the windows."""

@@ -85,3 +85,13 @@ def test_face_cli_prints_json_and_refuses_a_non_image(tiny_face_model, tmp_path,
     assert "not an image" in capsys.readouterr().err
     with pytest.raises(InputError):
         predict_faces(ModelRunner.load(tiny_face_model), b"")
+
+
+def test_monte_carlo_dropout_spreads_predictions_but_plain_calls_do_not(song_runner):
+    x = np.stack([audio.logmel(music_like(5.0, seed=i)) for i in range(2)])
+    samples = song_runner.mc_dropout(x, passes=8)
+    assert samples.shape == (8, 2, 2)
+    assert samples.std(axis=0).min() > 0  # dropout on: the passes differ
+    np.testing.assert_allclose(song_runner(x), song_runner(x))  # plain calls stay deterministic
+    # the passes centre near the plain prediction (dropout is unbiased in expectation)
+    assert np.abs(samples.mean(axis=0) - song_runner(x)).max() < 5 * samples.std(axis=0).max() + 1e-3
