@@ -3,7 +3,11 @@
     python -m core.train song --data ../shared/data/music --out models/song/default
     python -m core.train face --data ../shared/data/fer2013/fer2013.npz --out models/face/default
 
+    python -m core.train song --zoo --data ../shared/data/music [--only NAME,NAME] [--out models/song]
+
 `--config '{"pooling": "average"}'` overrides builder arguments: a variant is its configuration.
+`--zoo` trains every variant of core.variants.ZOO (one choice changed from the default each) with
+the same split, seed and budget, into `--out` (default models/<task>/<variant>).
 """
 
 from __future__ import annotations
@@ -260,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("task", choices=["song", "face"])
     parser.add_argument("--data", required=True, type=Path,
                         help="song: folder with features_logmel.npz + annotations.csv; face: fer2013.npz")
-    parser.add_argument("--out", required=True, type=Path, help="models/<task>/<name> (no suffix)")
+    parser.add_argument("--out", type=Path, help="models/<task>/<name> (no suffix); with --zoo a folder")
+    parser.add_argument("--zoo", action="store_true", help="train every variant of the task's zoo")
+    parser.add_argument("--only", default="", help="with --zoo: comma-separated variant names")
     parser.add_argument("--config", default="{}", help="JSON object of builder arguments")
     parser.add_argument("--training", default="{}", help="JSON object overriding training settings")
     parser.add_argument("--seed", type=int, default=7)
@@ -272,13 +278,28 @@ def main(argv: list[str] | None = None) -> int:
     except json.JSONDecodeError as e:
         print(f"error: --config/--training must be JSON objects ({e})", file=sys.stderr)
         return 2
-    out = args.out.with_suffix("") if args.out.suffix == ".keras" else args.out
-    if args.task == "song":
-        path = train_song(args.data, out, config, {**SONG_TRAINING, **overrides}, args.seed)
+    if args.zoo:
+        from core.variants import ZOO
+
+        folder = args.out or cards.MODELS_DIR / args.task
+        names = [n for n in args.only.split(",") if n] or list(ZOO[args.task])
+        unknown = set(names) - set(ZOO[args.task])
+        if unknown:
+            print(f"error: no variant(s) {sorted(unknown)}; the zoo has {list(ZOO[args.task])}", file=sys.stderr)
+            return 2
+        runs = [(folder / name, {**ZOO[args.task][name], **config}) for name in names]
+    elif args.out is None:
+        print("error: --out is required (or --zoo)", file=sys.stderr)
+        return 2
     else:
-        path = train_face(args.data, out, config, {**FACE_TRAINING, **overrides}, args.seed, args.limit)
-    card = cards.read_card(path)
-    print(json.dumps({"model": str(path), "validation": card["validation"]}, indent=1))
+        runs = [(args.out.with_suffix("") if args.out.suffix == ".keras" else args.out, config)]
+    for out, run_config in runs:
+        if args.task == "song":
+            path = train_song(args.data, out, run_config, {**SONG_TRAINING, **overrides}, args.seed)
+        else:
+            path = train_face(args.data, out, run_config, {**FACE_TRAINING, **overrides}, args.seed, args.limit)
+        card = cards.read_card(path)
+        print(json.dumps({"model": str(path), "validation": card["validation"]}, indent=1), flush=True)
     return 0
 
 

@@ -40,3 +40,31 @@ def test_the_cli_refuses_an_unknown_builder_argument(tiny_music_dir, tmp_path):
                     "--config", json.dumps({"poling": "max"})])
     assert train_main(["song", "--data", str(tiny_music_dir), "--out", str(tmp_path / "x"),
                        "--config", "{not json"]) == 2
+
+
+def test_the_zoo_trains_variants_that_differ_in_one_choice(tiny_music_dir, tmp_path):
+    from tests.conftest import TINY_SONG_CONFIG, TINY_SONG_TRAINING
+
+    assert train_main(["song", "--zoo", "--only", "default,pooling_average", "--data", str(tiny_music_dir),
+                       "--out", str(tmp_path), "--config", json.dumps(TINY_SONG_CONFIG),
+                       "--training", json.dumps({**TINY_SONG_TRAINING, "epochs": 1})]) == 0
+    default = cards.read_card(tmp_path / "default.keras")
+    average = cards.read_card(tmp_path / "pooling_average.keras")
+    changed = {k for k in default["config"] if default["config"][k] != average["config"][k]}
+    assert changed == {"pooling"} and average["config"]["pooling"] == "average"
+    assert default["split"] == average["split"] and default["training"]["epochs"] == average["training"]["epochs"]
+    assert train_main(["song", "--zoo", "--only", "nonsense", "--data", str(tiny_music_dir)]) == 2
+
+
+def test_every_zoo_variant_builds_and_differs_from_the_default_in_one_choice():
+    from core.face_model import build_face_cnn
+    from core.song_model import build_song_crnn
+    from core.train import resolved_config
+    from core.variants import DEFAULT, ZOO
+
+    for task, builder in (("song", build_song_crnn), ("face", build_face_cnn)):
+        base = resolved_config(builder, ZOO[task][DEFAULT])
+        for name, change in ZOO[task].items():
+            config = resolved_config(builder, change)
+            assert len([k for k in config if config[k] != base[k]]) == (0 if name == DEFAULT else 1), name
+            assert builder(**change).count_params() > 0

@@ -1,0 +1,51 @@
+"""The variant zoo: each variant is its task's default configuration with one choice changed.
+
+A variant is data (builder arguments), never a copied model definition; its trained model and
+card live in models/<task>/<name>.keras|.json. `python -m core.train zoo <task>` trains them all
+with the default's command, split, seed and budget.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core import cards
+
+DEFAULT = "default"
+
+# The choices the seeds discuss (../shared/seeds/): one change from the default per variant.
+ZOO: dict[str, dict[str, dict]] = {
+    "song": {
+        DEFAULT: {},
+        "pooling_average": {"pooling": "average"},
+        "pooling_none": {"pooling": "none"},
+        "pool_size_3": {"pool_size": 3},
+        "pool_size_4": {"pool_size": 4},
+        "dropout_0.0": {"dropout": 0.0},
+        "dropout_0.1": {"dropout": 0.1},
+        "dropout_0.5": {"dropout": 0.5},
+        "spatial_dropout": {"spatial_dropout": True},
+        "last_lstm": {"summary": "lstm"},  # a second LSTM's last step instead of global pooling
+    },
+    "face": {
+        DEFAULT: {},
+        "pooling_average": {"pooling": "average"},
+        "pooling_strided": {"pooling": "strided"},
+        "dropout_0.0": {"dropout": 0.0},
+        "dropout_0.5": {"dropout": 0.5},
+    },
+}
+
+
+def model_path(task: str, name: str) -> Path:
+    return cards.MODELS_DIR / task / f"{name}.keras"
+
+
+def trained_variants(task: str) -> dict[str, dict]:
+    """Cards of the zoo's variants that have been trained, default first, by variant name."""
+    found = {}
+    for name in ZOO[task]:
+        path = model_path(task, name)
+        if path.exists() and cards.card_path(path).exists():
+            found[name] = cards.read_card(path)
+    return found
