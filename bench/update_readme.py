@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core import cards  # noqa: E402
-from core.face_model import EXPRESSIONS  # noqa: E402
+from core.datasets import EXPRESSIONS  # noqa: E402
 
 
 def _replace(text: str, name: str, body: str) -> str:

@@ -57,8 +57,9 @@ def load_model(model_path: Path):
     Returns (model, card). Raises ModelFileError naming the file when it is missing, altered or
     unreadable.
     """
-    import keras
+    from core.tf_runtime import import_keras
 
+    keras = import_keras()
     model_path = Path(model_path)
     if not model_path.is_file():
         raise ModelFileError(f"The model file {model_path} is missing: train it with "

@@ -12,6 +12,8 @@ import numpy as np
 MUSIC_FEATURES = "features_logmel.npz"
 MUSIC_ANNOTATIONS = "annotations.csv"
 FER_TRAINING, FER_PUBLIC_TEST = 0, 1
+# FER2013's label order (the `label` column of fer2013.npz).
+EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
 @dataclass

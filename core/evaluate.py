@@ -17,7 +17,7 @@ import numpy as np
 
 from core import cards, datasets, metrics
 from core.errors import ModelFileError
-from core.face_model import EXPRESSIONS
+from core.datasets import EXPRESSIONS
 from core.predict import ModelRunner
 
 BATCH = 256

@@ -10,8 +10,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-# FER2013's label order (the `label` column of fer2013.npz).
-EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+from core.datasets import EXPRESSIONS
+
 FACE_SIZE_PX = 48
 POOLINGS = ("max", "average", "strided")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from core import audio, cards, faces
 from core.errors import InputError, ModelFileError
-from core.face_model import EXPRESSIONS
+from core.datasets import EXPRESSIONS
 from core.metrics import QUADRANT_NAMES, quadrant
 
 
@@ -35,7 +34,6 @@ class ModelRunner:
 
     @classmethod
     def load(cls, path: Path) -> "ModelRunner":
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         model, card = cards.load_model(path)
         return cls(model, card)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -31,9 +30,9 @@ FACE_TRAINING = {"epochs": 35, "batch_size": 64, "learning_rate": 1e-3, "label_s
 
 
 def _keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    return keras
+    from core.tf_runtime import import_keras
+
+    return import_keras()
 
 
 def _history(history) -> dict[str, list[float]]:

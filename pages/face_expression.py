@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import faces, plots
 from core.errors import InputError
-from core.face_model import EXPRESSIONS
+from core.datasets import EXPRESSIONS
 from core.predict import analyse_picture
 from pages.loaded_models import default_runner
 

@@ -6,7 +6,7 @@ import pytest
 
 from core import audio
 from core.errors import InputError
-from core.face_model import EXPRESSIONS
+from core.datasets import EXPRESSIONS
 from core.predict import ModelRunner, main as predict_main, predict_faces, predict_song
 from tests.conftest import music_like, wav_bytes
 
