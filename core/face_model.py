@@ -63,3 +63,20 @@ def build_face_cnn(
     # float32 softmax even when trained with mixed_bfloat16
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="expression")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+@keras.saving.register_keras_serializable(package="moodlens")
+class HorizontalFlip(layers.Layer):
+    """Mirror pictures left to right: (batch, h, w, c) -> the same shape."""
+
+    def call(self, inputs):
+        return keras.ops.flip(inputs, axis=2)
+
+
+def with_mirror_average(model: keras.Model) -> keras.Model:
+    """Test-time augmentation: the model's probabilities averaged over the picture and its mirror
+    image (faces are near-symmetric, and training flips them too). Same weights, twice the work."""
+    inputs = keras.Input(model.input_shape[1:], name="face")
+    mirrored = HorizontalFlip(name="mirror")(inputs)
+    outputs = layers.Average(name="mirror_average")([model(inputs), model(mirrored)])
+    return keras.Model(inputs, outputs, name=f"{model.name}_mirror_average")

@@ -67,7 +67,7 @@ def _with_dropout_on(model):
             return _AlwaysOn(keras.layers.Dropout)(**config)
         return layer.__class__.from_config(config)
 
-    copy = keras.models.clone_model(model, clone_function=clone)
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
     copy.set_weights(model.get_weights())
     return copy
 
