@@ -49,7 +49,10 @@ def song_table(card: dict) -> str:
 
 def face_table(card: dict) -> str:
     m, t = card["validation"], card["training"]
-    lines = [f"PublicTest ({m['n']:,} faces): **accuracy {m['accuracy']:.1%}**, macro-F1 {m['macro_f1']:.3f}. "
+    single = card.get("validation_single_pass")
+    lines = [f"PublicTest ({m['n']:,} faces): **accuracy {m['accuracy']:.1%}**, macro-F1 {m['macro_f1']:.3f}"
+             + (f" (single pass without the mirror: {single['accuracy']:.1%}, {single['macro_f1']:.3f}). "
+                if single else ". ") +
              f"{card['parameters']:,} parameters, {card['model_file']['size_bytes'] / 1e6:.1f} MB, "
              f"{t['epochs_run']} epochs in {t['seconds'] / 60:.0f} min on {t['machine']}.",
              "", "| " + " | ".join(EXPRESSIONS) + " |", "|" + "---|" * len(EXPRESSIONS),

@@ -62,7 +62,9 @@ with st.expander("About the model (from its card)", expanded=picture is None):
         f"Conv2D → BatchNorm → ReLU → {card['config']['pooling']} pooling → dropout) trained on the "
         f"{card['split']['n_train']:,} FER2013 Training faces and scored on the "
         f"{card['split']['n_val']:,} PublicTest faces: **accuracy {val['accuracy']:.1%}**, "
-        f"macro-F1 {val['macro_f1']:.3f}.")
+        f"macro-F1 {val['macro_f1']:.3f}"
+        + (" (each face is scored as seen and mirrored, and the two are averaged)."
+           if card["training"].get("mirror_average") else "."))
     st.plotly_chart(plots.confusion_heatmap(val["confusion"], EXPRESSIONS, "PublicTest confusion"),
                     key="confusion")
     st.markdown(
