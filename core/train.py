@@ -172,6 +172,7 @@ def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: in
         "curves": curves,
         "validation": metrics.song_metrics(data.targets[val], pred),
         "validation_predictions": pred.round(4).tolist(),
+        "validation_targets": data.targets[val].round(4).tolist(),
         "baselines": song_baselines(data.logmel, data.n_valid_frames, data.targets, train, val),
         "latency": _latency_ms(model, x_val[:1]),
     }

@@ -18,6 +18,7 @@ def test_a_tiny_song_training_writes_a_model_and_a_complete_card(tiny_song_model
     assert card["split"]["n_train"] + card["split"]["n_val"] == 24
     assert set(card["baselines"]) == {"ridge", "svr"}
     assert set(card["validation"]["valence"]) == {"r", "r2", "ccc", "rmse"}
+    assert len(card["validation_predictions"]) == len(card["validation_targets"]) == card["split"]["n_val"]
     assert card["model_file"]["sha256"] == cards.sha256_file(tiny_song_model)
     model, _ = cards.load_model(tiny_song_model)
     assert model.count_params() == card["parameters"]
