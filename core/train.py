@@ -201,7 +201,9 @@ def _face_batches(tf, keras, pixels, labels, batch_size, seed, augment: bool):
 
 
 def train_face(data_path: Path, out: Path, config: dict, training: dict, seed: int,
-               limit: int | None = None) -> Path:
+               limit: int | None = None, continue_from: Path | None = None) -> Path:
+    """Train the face CNN; with `continue_from`, start from that trained model's weights and
+    configuration (a warm restart: a new cosine schedule over `training["epochs"]` more epochs)."""
     keras = _keras()
     import tensorflow as tf
     from core.face_model import build_face_cnn, with_mirror_average
@@ -217,10 +219,18 @@ def train_face(data_path: Path, out: Path, config: dict, training: dict, seed: i
     schedule = keras.optimizers.schedules.CosineDecay(
         training["learning_rate"] / 10, decay_steps=max(1, steps - warmup),
         warmup_target=training["learning_rate"], warmup_steps=warmup)
+    source = None
+    if continue_from:
+        source_model, source = cards.load_model(continue_from)
+        if any(layer.name == "mirror" for layer in source_model.layers):
+            source_model = source_model.get_layer("face_cnn")
+        config = source["config"]
     config = resolved_config(build_face_cnn, config)
     if training.get("mixed_bfloat16"):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     model = build_face_cnn(**config)
+    if source:
+        model.set_weights(source_model.get_weights())
     model.compile(keras.optimizers.Adam(schedule),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=training["label_smoothing"]),
                   metrics=["accuracy"])
@@ -253,6 +263,14 @@ def train_face(data_path: Path, out: Path, config: dict, training: dict, seed: i
                   "n_train": int(len(train)), "n_val": int(len(val))},
         "curves": _history(history),
     }
+    if source:
+        card["continued_from"] = {"file": Path(continue_from).name, "sha256": source["model_file"]["sha256"],
+                                  "epochs": source["training"]["epochs_run"],
+                                  "validation_accuracy": source["validation"]["accuracy"],
+                                  "training": source["training"]}
+        card["training"]["epochs_run"] += source["training"]["epochs_run"]
+        card["training"]["seconds"] = round(card["training"]["seconds"] + source["training"]["seconds"], 1)
+        card["curves"] = {k: source["curves"].get(k, []) + v for k, v in card["curves"].items()}
     return _save(model, out, _face_results(model, data.pixels[val], data.label[val], card, single_pass))
 
 
@@ -304,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="models/<task>/<name> (no suffix); with --zoo a folder")
     parser.add_argument("--zoo", action="store_true", help="train every variant of the task's zoo")
     parser.add_argument("--only", default="", help="with --zoo: comma-separated variant names")
+    parser.add_argument("--continue-from", type=Path, default=None, metavar="MODEL",
+                        help="face: start from this trained model's weights and configuration")
     parser.add_argument("--mirror-average-of", type=Path, default=None, metavar="MODEL",
                         help="face: wrap this trained model in the mirror average, re-score, save to --out")
     parser.add_argument("--config", default="{}", help="JSON object of builder arguments")
@@ -343,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.task == "song":
             path = train_song(args.data, out, run_config, {**SONG_TRAINING, **overrides}, args.seed)
         else:
-            path = train_face(args.data, out, run_config, {**FACE_TRAINING, **overrides}, args.seed, args.limit)
+            path = train_face(args.data, out, run_config, {**FACE_TRAINING, **overrides}, args.seed,
+                              args.limit, args.continue_from)
         card = cards.read_card(path)
         print(json.dumps({"model": str(path), "validation": card["validation"]}, indent=1), flush=True)
     return 0

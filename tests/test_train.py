@@ -101,3 +101,14 @@ def test_a_single_pass_face_model_can_be_given_the_mirror_average(tiny_fer_file,
     assert mirrored["derived_from"]["sha256"] == single["model_file"]["sha256"]
     assert mirrored["curves"] == single["curves"] and mirrored["parameters"] == single["parameters"]
     assert mirrored["validation_single_pass"]["accuracy"] == single["validation"]["accuracy"]
+
+
+def test_face_training_can_continue_from_a_trained_model(tiny_face_model, tiny_fer_file, tmp_path):
+    from tests.conftest import TINY_FACE_TRAINING
+
+    assert train_main(["face", "--data", str(tiny_fer_file), "--continue-from", str(tiny_face_model),
+                       "--out", str(tmp_path / "more"), "--training", json.dumps({**TINY_FACE_TRAINING, "epochs": 1})]) == 0
+    source, more = cards.read_card(tiny_face_model), cards.read_card(tmp_path / "more.keras")
+    assert more["config"] == source["config"] and more["continued_from"]["sha256"] == source["model_file"]["sha256"]
+    assert more["training"]["epochs_run"] == source["training"]["epochs_run"] + 1
+    assert len(more["curves"]["val_accuracy"]) == more["training"]["epochs_run"]
