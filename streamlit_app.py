@@ -15,6 +15,6 @@ def home() -> None:
     st.caption("Everything you upload is analysed in memory and never stored.")
 
 
-song_page = st.Page("pages/song_mood.py", title="Song mood", icon=":material/music_note:", url_path="song")
-face_page = st.Page("pages/face_expression.py", title="Face expression", icon=":material/mood:", url_path="face")
+song_page = st.Page("pages/song_mood.py", title="Song mood", icon=":material/music_note:")
+face_page = st.Page("pages/face_expression.py", title="Face expression", icon=":material/mood:")
 st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), song_page, face_page]).run()
