@@ -68,6 +68,6 @@ with st.expander("About the model (from its card)", expanded=picture is None):
     st.plotly_chart(plots.confusion_heatmap(val["confusion"], EXPRESSIONS, "PublicTest confusion"),
                     key="confusion")
     st.markdown(
-        "**Limits.** FER2013 faces are 48×48 grey web images with noisy labels (people agree with "
-        "the label only about two times in three); 'disgust' has few examples (436 of 28,709) and is "
-        "rarely predicted. An expression is not a feeling: the model reads faces, not minds.")
+        "**Limits.** FER2013 faces are 48×48 grey web images with noisy labels (crowd raters of FER+ "
+        "often disagree with them); 'disgust' has very few training examples and is rarely predicted. "
+        "An expression is not a feeling: the model reads faces, not minds.")

@@ -66,20 +66,17 @@ else:
 
 card = runner.card
 with st.expander("About the model (from its card)", expanded=not uploads):
-    val, base = card["validation"], card["baselines"]["ridge"]["validation"]
     st.markdown(
         f"A CRNN ({card['parameters']:,} parameters: Conv1D → {card['config']['pooling']} pooling → "
         f"dropout → LSTM → Dense) trained on {card['split']['n_train']} songs of the 4Q audio emotion "
         f"dataset (Panda et al. 2018) with MERGE valence/arousal, and scored on "
         f"{card['split']['n_val']} held-out songs ({card['split']['method']}, seed {card['split']['seed']}).")
+    rows = [("this CRNN", card["validation"])] + [
+        (f"{name} on mel mean/std (baseline)", b["validation"]) for name, b in card["baselines"].items()]
     st.dataframe(pd.DataFrame([
-        {"model": "this CRNN", "valence r": val["valence"]["r"], "arousal r": val["arousal"]["r"],
-         "valence CCC": val["valence"]["ccc"], "arousal CCC": val["arousal"]["ccc"],
-         "quadrant accuracy": val["quadrant_accuracy"]},
-        {"model": "ridge on mel mean/std (baseline)", "valence r": base["valence"]["r"],
-         "arousal r": base["arousal"]["r"], "valence CCC": base["valence"]["ccc"],
-         "arousal CCC": base["arousal"]["ccc"], "quadrant accuracy": base["quadrant_accuracy"]},
-    ]).round(3), hide_index=True)
+        {"model": name, "valence r": m["valence"]["r"], "arousal r": m["arousal"]["r"],
+         "valence CCC": m["valence"]["ccc"], "arousal CCC": m["arousal"]["ccc"],
+         "quadrant accuracy": m["quadrant_accuracy"]} for name, m in rows]).round(3), hide_index=True)
     st.markdown(
         "**Limits.** The labels come from AllMusic editors' mood tags mapped through word norms "
         "(Warriner et al.), not from listeners' ratings; the songs are 30-s previews of mostly "
