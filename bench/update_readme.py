@@ -49,12 +49,14 @@ def song_table(card: dict) -> str:
 
 def face_table(card: dict) -> str:
     m, t = card["validation"], card["training"]
-    single = card.get("validation_single_pass")
+    single = card.get("validation_single_pass") if t.get("mirror_average") else None
     lines = [f"PublicTest ({m['n']:,} faces): **accuracy {m['accuracy']:.1%}**, macro-F1 {m['macro_f1']:.3f}"
              + (f" (single pass without the mirror: {single['accuracy']:.1%}, {single['macro_f1']:.3f}). "
                 if single else ". ") +
              f"{card['parameters']:,} parameters, {card['model_file']['size_bytes'] / 1e6:.1f} MB, "
-             f"{t['epochs_run']} epochs in {t['seconds'] / 60:.0f} min on {t['machine']}.",
+             f"{t['epochs_run']} epochs in {t['seconds'] / 60:.0f} min on {t['machine']}"
+             + (f" ({card['continued_from']['epochs']} epochs, then {t['epochs_run'] - card['continued_from']['epochs']} "
+                f"more from those weights with a new cosine schedule)." if "continued_from" in card else "."),
              "", "| " + " | ".join(EXPRESSIONS) + " |", "|" + "---|" * len(EXPRESSIONS),
              "| " + " | ".join(f"{m['per_class_recall'][e]:.1%}" for e in EXPRESSIONS) + " |",
              "", "(recall per expression)"]
