@@ -1,6 +1,5 @@
 import json
 
-import keras
 import pytest
 
 from core import cards
