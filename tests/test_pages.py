@@ -87,3 +87,10 @@ def test_face_page_explains_a_file_that_is_not_an_image(face_page):
     face_page.file_uploader[0].set_value(("cat.png", b"meow" * 100, "image/png")).run()
     assert not face_page.exception
     assert "not an image" in face_page.error[0].value
+
+
+def test_a_missing_model_file_gives_a_clear_message_naming_it(monkeypatch, tmp_path):
+    monkeypatch.setitem(cards.DEFAULT_MODELS, "song", tmp_path / "gone.keras")
+    app = _page("pages/song_mood.py")
+    assert "gone.keras is missing" in app.error[0].value
+    assert not app.get("plotly_chart")
