@@ -27,8 +27,8 @@ SONG_TRAINING = {"epochs": 80, "batch_size": 16, "learning_rate": 2e-3, "val_fra
                  "crop_frames": 430, "early_stopping_patience": 15}
 FACE_TRAINING = {"epochs": 35, "batch_size": 64, "learning_rate": 1e-3, "label_smoothing": 0.1,
                  "mixed_bfloat16": True,
-                 # Averaging each face with its mirror image lowered the 30-epoch default's PublicTest
-                 # accuracy and raised the 44-epoch one's only slightly (2026-11-22), at twice the
+                 # Averaging each face with its mirror image changed the default's PublicTest accuracy
+                 # little and not consistently across its checkpoints (2026-11-22), at twice the
                  # cost, so the default ships the single pass.
                  "mirror_average": False}
 
