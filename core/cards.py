@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def read_card(model_path: Path) -> dict:
 
 def machine_description() -> str:
     return f"{platform.machine()} {platform.processor() or platform.platform()}, " \
-           f"{__import__('os').cpu_count()} CPU threads"
+           f"{os.cpu_count()} CPU threads"
 
 
 def load_model(model_path: Path):

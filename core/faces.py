@@ -41,7 +41,7 @@ class Face:
 def decode_image(data: bytes) -> np.ndarray:
     """Decode image bytes in memory -> (h, w, 3) uint8 BGR, downscaled to WORK_MAX_SIDE_PX.
 
-    Grey, 16-bit, alpha-channel and CMYK pictures all become 8-bit BGR; EXIF orientation is applied.
+    Grey, 16-bit, alpha-channel and CMYK pictures all become 8-bit BGR (OpenCV's IMREAD_COLOR).
     """
     from PIL import Image, UnidentifiedImageError
 
