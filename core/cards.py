@@ -48,8 +48,15 @@ def read_card(model_path: Path) -> dict:
 
 
 def machine_description() -> str:
+    """Where a model was trained or timed: CPU, accelerator if one was used, Keras backend."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    accelerators = []
+    if backend == "jax":
+        import jax
+
+        accelerators = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
     return f"{platform.machine()} {platform.processor() or platform.platform()}, " \
-           f"{os.cpu_count()} CPU threads"
+           f"{os.cpu_count()} CPU threads" + "".join(f", {a}" for a in accelerators) + f" (Keras on {backend})"
 
 
 def load_model(model_path: Path):

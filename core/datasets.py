@@ -24,6 +24,10 @@ class MusicData:
     targets: np.ndarray         # (n, 2) float32, (valence, arousal) in [0, 1]
     quadrant: np.ndarray        # (n,) str, "Q1".."Q4"
 
+    def fingerprint(self) -> str:
+        return fingerprint(song_id=self.song_id, logmel=self.logmel, n_valid_frames=self.n_valid_frames,
+                           targets=self.targets)
+
 
 @dataclass
 class FerData:
@@ -31,14 +35,18 @@ class FerData:
     label: np.ndarray   # (n,) uint8, index into core.face_model.EXPRESSIONS
     usage: np.ndarray   # (n,) uint8, 0 Training, 1 PublicTest
 
+    def fingerprint(self) -> str:
+        return fingerprint(pixels=self.pixels, label=self.label, usage=self.usage)
 
-def file_fingerprint(*paths: Path) -> str:
-    """SHA-256 over the bytes of the given files, in order (identifies the data a model saw)."""
+
+def fingerprint(**arrays: np.ndarray) -> str:
+    """SHA-256 over named arrays (name, dtype, shape and values): identifies the data a model saw
+    by its content, whatever file or compression carried it."""
     digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
     return digest.hexdigest()
 
 

@@ -31,9 +31,14 @@ def quiet_stderr():
 
 
 def import_keras():
-    """Import and return keras, quietly."""
+    """Import and return keras, quietly. The app runs on TensorFlow; training may run on another
+    backend (KERAS_BACKEND=jax on a GPU machine that has no TensorFlow)."""
     if "keras" in sys.modules:
         return sys.modules["keras"]
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        import keras
+
+        return keras
     with quiet_stderr():
         import tensorflow as tf  # loads the C++ runtime, the noisy part
 

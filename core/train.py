@@ -25,7 +25,7 @@ from core import cards, datasets, metrics
 
 SONG_TRAINING = {"epochs": 80, "batch_size": 16, "learning_rate": 2e-3, "val_fraction": 0.2,
                  "crop_frames": 430, "early_stopping_patience": 15}
-FACE_TRAINING = {"epochs": 35, "batch_size": 64, "learning_rate": 1e-3, "label_smoothing": 0.1,
+FACE_TRAINING = {"epochs": 80, "batch_size": 64, "learning_rate": 1e-3, "label_smoothing": 0.1,
                  "mixed_bfloat16": True,
                  # Averaging each face with its mirror image changed the default's PublicTest accuracy
                  # little and not consistently across its checkpoints (2026-11-22), at twice the
@@ -102,33 +102,44 @@ def song_baselines(features: np.ndarray, n_valid: np.ndarray, targets: np.ndarra
     return results
 
 
+def _batches(keras, n: int, batch_size: int, seed: int, shuffle: bool, make_batch):
+    """A keras.utils.PyDataset over `n` examples: `make_batch(indices, rng)` builds each batch from
+    sorted indices; with `shuffle`, a new order every epoch. Plain NumPy, so training runs on any
+    Keras backend (TensorFlow here, JAX on a GPU machine)."""
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(n) if shuffle else np.arange(n)
+
+        def __len__(self):
+            return int(np.ceil(n / batch_size))
+
+        def on_epoch_end(self):
+            if shuffle:
+                self.order = self.rng.permutation(n)
+
+        def __getitem__(self, i):
+            return make_batch(np.sort(self.order[i * batch_size:(i + 1) * batch_size]), self.rng)
+
+    return Batches()
+
+
 def _song_crops(keras, x, z, n_valid, crop_frames, batch_size, seed):
     """Batches of random time crops, each with one random frequency mask (SpecAugment-style)."""
     from core.song_model import N_MELS
 
-    class RandomCrops(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(x))
+    def make_batch(idx, rng):
+        batch = np.empty((len(idx), crop_frames, N_MELS), np.float32)
+        for k, j in enumerate(idx):
+            start = rng.integers(0, max(1, min(int(n_valid[j]), x.shape[1]) - crop_frames + 1))
+            batch[k] = x[j, start:start + crop_frames]
+            band, width = rng.integers(0, N_MELS), rng.integers(0, 13)
+            batch[k, :, band:band + width] = -80.0
+        return batch, z[idx]
 
-        def __len__(self):
-            return int(np.ceil(len(x) / batch_size))
-
-        def on_epoch_end(self):
-            self.order = self.rng.permutation(len(x))
-
-        def __getitem__(self, i):
-            idx = self.order[i * batch_size:(i + 1) * batch_size]
-            batch = np.empty((len(idx), crop_frames, N_MELS), np.float32)
-            for k, j in enumerate(idx):
-                start = self.rng.integers(0, max(1, min(int(n_valid[j]), x.shape[1]) - crop_frames + 1))
-                batch[k] = x[j, start:start + crop_frames]
-                band, width = self.rng.integers(0, N_MELS), self.rng.integers(0, 13)
-                batch[k, :, band:band + width] = -80.0
-            return batch, z[idx]
-
-    return RandomCrops()
+    return _batches(keras, len(x), batch_size, seed, True, make_batch)
 
 
 def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: int) -> Path:
@@ -167,7 +178,7 @@ def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: in
                                      "one random frequency mask (0-12 bands)",
                      "seconds": round(seconds, 1), "machine": cards.machine_description()},
         "data": {"dir": str(data_dir), "n_songs": int(len(data.song_id)),
-                 "fingerprint_sha256": datasets.file_fingerprint(*datasets.music_files(data_dir))},
+                 "content_sha256": data.fingerprint()},
         "split": {"method": "stratified by quadrant", "seed": seed,
                   "val_fraction": training["val_fraction"], "n_train": int(len(train)),
                   "n_val": int(len(val)), "val_song_ids": data.song_id[val].tolist()},
@@ -185,23 +196,26 @@ def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: in
 
 # --- face -------------------------------------------------------------------------------------
 
-def _face_batches(tf, keras, pixels, labels, batch_size, seed, augment: bool):
+def _face_batches(keras, pixels, labels, batch_size, seed, shuffle: bool):
+    """Batches of (48, 48, 1) float32 faces (0..255) and one-hot labels; the augmentation happens
+    inside the training model (`_face_augmenter`)."""
+    onehot = np.eye(7, dtype=np.float32)
+
+    return _batches(keras, len(pixels), batch_size, seed, shuffle,
+                    lambda idx, rng: (pixels[idx, ..., None].astype(np.float32), onehot[labels[idx]]))
+
+
+def _face_augmenter(keras, seed):
+    """Random flips, rotations, shifts and zooms, active only in training; kept in float32 so that
+    a mixed-precision policy does not round the pixel values."""
     from keras import layers
 
-    onehot = np.eye(7, dtype=np.float32)[labels]
-    ds = tf.data.Dataset.from_tensor_slices((pixels[..., None].astype(np.float32), onehot))
-    if augment:
-        ds = ds.shuffle(len(pixels), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if augment:
-        augmenter = keras.Sequential([
-            layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(0.04, fill_mode="nearest", seed=seed),   # +-14 degrees
-            layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
-            layers.RandomZoom(0.1, fill_mode="nearest", seed=seed),
-        ])
-        ds = ds.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=1)
-    return ds.prefetch(2)
+    return keras.Sequential([
+        layers.RandomFlip("horizontal", seed=seed, dtype="float32"),
+        layers.RandomRotation(0.04, fill_mode="nearest", seed=seed, dtype="float32"),   # +-14 degrees
+        layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed, dtype="float32"),
+        layers.RandomZoom(0.1, fill_mode="nearest", seed=seed, dtype="float32"),
+    ], name="augment")
 
 
 def train_face(data_path: Path, out: Path, config: dict, training: dict, seed: int,
@@ -209,8 +223,7 @@ def train_face(data_path: Path, out: Path, config: dict, training: dict, seed: i
     """Train the face CNN; with `continue_from`, start from that trained model's weights and
     configuration (a warm restart: a new cosine schedule over `training["epochs"]` more epochs)."""
     keras = _keras()
-    import tensorflow as tf
-    from core.face_model import build_face_cnn, with_mirror_average
+    from core.face_model import FACE_SIZE_PX, build_face_cnn, with_mirror_average
 
     keras.utils.set_random_seed(seed)
     data = datasets.load_fer(data_path)
@@ -235,13 +248,15 @@ def train_face(data_path: Path, out: Path, config: dict, training: dict, seed: i
     model = build_face_cnn(**config)
     if source:
         model.set_weights(source_model.get_weights())
-    model.compile(keras.optimizers.Adam(schedule),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=training["label_smoothing"]),
-                  metrics=["accuracy"])
+    # Trained inside a wrapper that augments first; the CNN alone is what ships.
+    trainer = keras.Sequential([keras.Input((FACE_SIZE_PX, FACE_SIZE_PX, 1)), _face_augmenter(keras, seed), model])
+    trainer.compile(keras.optimizers.Adam(schedule),
+                    loss=keras.losses.CategoricalCrossentropy(label_smoothing=training["label_smoothing"]),
+                    metrics=["accuracy"])
     started = time.time()
-    history = model.fit(
-        _face_batches(tf, keras, data.pixels[train], data.label[train], training["batch_size"], seed, True),
-        validation_data=_face_batches(tf, keras, data.pixels[val], data.label[val], 256, seed, False),
+    history = trainer.fit(
+        _face_batches(keras, data.pixels[train], data.label[train], training["batch_size"], seed, True),
+        validation_data=_face_batches(keras, data.pixels[val], data.label[val], 256, seed, False),
         epochs=training["epochs"], verbose=2)
     seconds = time.time() - started
     if training.get("mixed_bfloat16"):
@@ -262,7 +277,7 @@ def train_face(data_path: Path, out: Path, config: dict, training: dict, seed: i
                      "seconds": round(seconds, 1), "machine": cards.machine_description(),
                      "limit": limit},
         "data": {"file": str(data_path),
-                 "fingerprint_sha256": datasets.file_fingerprint(data_path)},
+                 "content_sha256": data.fingerprint()},
         "split": {"train": "usage 0 (Training)", "validation": "usage 1 (PublicTest)",
                   "n_train": int(len(train)), "n_val": int(len(val))},
         "curves": _history(history),
