@@ -12,9 +12,14 @@ def home() -> None:
                                   "map and the path its mood takes through the song.", icon=":material/music_note:")
     st.page_link(face_page, label="**Face expression**: take a webcam picture or upload a photo, see "
                                   "the probabilities of seven expressions for every face.", icon=":material/mood:")
+    st.page_link(compare_page, label="**Compare variants**: see what a pooling or dropout choice does "
+                                     "to each model, on held-out data and on your own song or photo.",
+                 icon=":material/compare:")
     st.caption("Everything you upload is analysed in memory and never stored.")
 
 
 song_page = st.Page("pages/song_mood.py", title="Song mood", icon=":material/music_note:")
 face_page = st.Page("pages/face_expression.py", title="Face expression", icon=":material/mood:")
-st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), song_page, face_page]).run()
+compare_page = st.Page("pages/compare_variants.py", title="Compare variants", icon=":material/compare:")
+st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True),
+               song_page, face_page, compare_page]).run()

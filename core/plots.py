@@ -100,3 +100,137 @@ def learning_curves(curves_by_name: dict[str, dict[str, list[float]]], title: st
     fig.update_layout(title=title, height=380, xaxis_title="epoch", yaxis_title="loss",
                       margin=dict(l=40, r=10, t=40, b=40))
     return fig
+
+
+# --- comparing variants -----------------------------------------------------------------------
+
+def parallel_coordinates(rows: list[dict], choices: tuple[str, ...], metrics: tuple[str, ...],
+                         title: str = "Choices and metrics") -> go.Figure:
+    """One line a variant across its layer choices and validation metrics (rows as
+    core.compare.variant_rows gives them); text choices become labelled ticks."""
+    dimensions = []
+    for column in (*choices, *metrics):
+        values = [row[column] for row in rows]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            dimensions.append(dict(label=column, values=values))
+        else:
+            labels = sorted({str(v) for v in values})
+            dimensions.append(dict(label=column, values=[labels.index(str(v)) for v in values],
+                                   tickvals=list(range(len(labels))), ticktext=labels))
+    index = list(range(len(rows)))
+    fig = go.Figure(go.Parcoords(
+        line=dict(color=index, colorscale=[[i / max(len(rows) - 1, 1), PALETTE[i % len(PALETTE)]]
+                                           for i in index]),
+        dimensions=dimensions))
+    fig.update_layout(title=title, height=380, margin=dict(l=60, r=60, t=70, b=30))
+    return fig
+
+
+def predicted_vs_true(cards_by_name: dict[str, dict]) -> go.Figure:
+    """Validation songs: predicted against true valence (left) and arousal (right), per variant."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("valence", "arousal"), horizontal_spacing=0.08)
+    for i, (name, card) in enumerate(cards_by_name.items()):
+        if "validation_targets" not in card:
+            continue
+        true, pred = card["validation_targets"], card["validation_predictions"]
+        for col in (0, 1):
+            fig.add_trace(go.Scatter(
+                x=[t[col] for t in true], y=[p[col] for p in pred], mode="markers", name=name,
+                legendgroup=name, showlegend=col == 0, opacity=0.65,
+                marker=dict(size=6, color=PALETTE[i % len(PALETTE)]),
+                hovertemplate=f"{name}<br>true %{{x:.2f}}, predicted %{{y:.2f}}<extra></extra>"),
+                row=1, col=col + 1)
+    for col in (1, 2):
+        fig.add_shape(type="line", x0=0, y0=0, x1=1, y1=1, line=dict(color="#999", dash="dot"),
+                      row=1, col=col)
+        fig.update_xaxes(title_text="true", range=[0, 1], row=1, col=col)
+        fig.update_yaxes(title_text="predicted", range=[0, 1], row=1, col=col)
+    fig.update_layout(title="Validation songs: predicted vs true", height=420,
+                      margin=dict(l=40, r=10, t=70, b=40), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def _ellipse(points: list[list[float]], scale: float = 2.0, n: int = 60) -> tuple[list[float], list[float]]:
+    """The `scale`-standard-deviation ellipse of 2-D points (their covariance), as a closed path."""
+    import numpy as np
+
+    xy = np.asarray(points, dtype=float)
+    centre = xy.mean(axis=0)
+    cov = np.cov(xy.T) if len(xy) > 1 else np.zeros((2, 2))
+    values, vectors = np.linalg.eigh(cov + 1e-12 * np.eye(2))
+    angle = np.linspace(0, 2 * np.pi, n)
+    path = centre + (vectors @ (scale * np.sqrt(np.maximum(values, 0))[:, None] * [np.cos(angle), np.sin(angle)])).T
+    return path[:, 0].tolist(), path[:, 1].tolist()
+
+
+def variants_mood_map(results: dict[str, dict], title: str = "Your song through each variant") -> go.Figure:
+    """The mood map with one colour a variant: its point, its path through the song and, when the
+    result has Monte Carlo samples ("mc"), their cloud and 2-standard-deviation ellipse."""
+    fig = mood_map(list(results.values()), title)
+    for i, result in enumerate(results.values()):
+        mc = result.get("mc")
+        if not mc:
+            continue
+        colour, name = PALETTE[i % len(PALETTE)], result["file"]
+        fig.add_trace(go.Scatter(
+            x=[p[0] for p in mc["points"]], y=[p[1] for p in mc["points"]], mode="markers",
+            marker=dict(size=4, color=colour), opacity=0.35, legendgroup=name, showlegend=False,
+            hovertemplate=f"{name}, one dropout pass: valence %{{x:.2f}}, arousal %{{y:.2f}}<extra></extra>"))
+        x, y = _ellipse(mc["points"])
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=colour, width=1), fill="toself",
+                                 opacity=0.25, legendgroup=name, name=f"{name} (±2 sd, {mc['passes']} passes)",
+                                 hoverinfo="skip"))
+    return fig
+
+
+def variants_probabilities(results: dict[str, list[dict]], face: int, title: str = "") -> go.Figure:
+    """One face's seven probabilities from each variant, side by side, with the Monte Carlo
+    dropout standard deviation as error bars where the results have it."""
+    fig = go.Figure()
+    for i, (name, faces_) in enumerate(results.items()):
+        result = faces_[face]
+        names = list(result["probabilities"])
+        spread = result.get("mc_std")
+        fig.add_trace(go.Bar(
+            x=names, y=list(result["probabilities"].values()), name=name,
+            marker_color=PALETTE[i % len(PALETTE)],
+            error_y=dict(type="data", array=[spread[e] for e in names], visible=True) if spread else None,
+            hovertemplate=f"{name}: %{{x}} %{{y:.0%}}<extra></extra>"))
+    fig.update_layout(title=title, barmode="group", height=360, yaxis=dict(range=[0, 1], tickformat=".0%"),
+                      margin=dict(l=40, r=10, t=40 if title else 10, b=40), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def activations(before, after, title: str = "", channels: int = 6) -> go.Figure:
+    """Activations just before and after a downsampling layer, side by side.
+
+    before/after: (time, channels) for a song (time across, channel up) or (h, w, channels) for a
+    face (the first `channels` feature maps in a row each).
+    """
+    from plotly.subplots import make_subplots
+
+    if before.ndim == 2:
+        fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.06, subplot_titles=(
+            f"before: {before.shape[0]} steps × {before.shape[1]} channels",
+            f"after: {after.shape[0]} steps × {after.shape[1]} channels"))
+        for col, values in ((1, before), (2, after)):
+            fig.add_trace(go.Heatmap(z=values.T, colorscale="Viridis", showscale=False,
+                                     hovertemplate="step %{x}, channel %{y}: %{z:.2f}<extra></extra>"), row=1, col=col)
+            fig.update_xaxes(title_text="time step", row=1, col=col)
+        fig.update_yaxes(title_text="channel", row=1, col=1)
+        fig.update_layout(height=320)
+    else:
+        k = min(channels, before.shape[-1])
+        fig = make_subplots(rows=2, cols=k, vertical_spacing=0.12, horizontal_spacing=0.02, row_titles=(
+            f"before {before.shape[0]}×{before.shape[1]}", f"after {after.shape[0]}×{after.shape[1]}"))
+        for row, values in ((1, before), (2, after)):
+            for c in range(k):
+                fig.add_trace(go.Heatmap(z=values[:, :, c], colorscale="Viridis", showscale=False,
+                                         hovertemplate=f"map {c + 1}: %{{z:.2f}}<extra></extra>"), row=row, col=c + 1)
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+        fig.update_layout(height=330)
+    fig.update_layout(title=title, margin=dict(l=40, r=30, t=60 if title else 30, b=30))
+    return fig

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from core import cards
 from core.errors import ModelFileError
+from core.compare import INPUT_SHAPES
 from core.predict import ModelRunner
+from core.variants import model_path
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -23,3 +26,23 @@ def default_runner(task: str) -> ModelRunner:
     except ModelFileError as e:
         st.error(f"This page cannot run: {e}")
         st.stop()
+
+
+@st.cache_resource(show_spinner="Preparing Monte Carlo dropout…")
+def _with_mc_dropout(path: str, task: str) -> ModelRunner:
+    """The runner of `path`, its dropout-on copy traced once (the first trace takes seconds)."""
+    runner = _load(path)
+    runner.mc_dropout(np.zeros((1, *INPUT_SHAPES[task]), np.float32), 1)
+    return runner
+
+
+def variant_runners(task: str, names: list[str]) -> dict[str, ModelRunner]:
+    """The named variants of the task's zoo, ready for Monte Carlo dropout. A variant whose file is
+    missing or corrupt is left out, with a message naming the file."""
+    runners = {}
+    for name in names:
+        try:
+            runners[name] = _with_mc_dropout(str(model_path(task, name)), task)
+        except ModelFileError as e:
+            st.error(f"Variant **{name}** is left out: {e}")
+    return runners

@@ -1,0 +1,147 @@
+"""Compare variants: pooling and dropout variants of both models, on their cards and on your input."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import streamlit as st
+
+from core import audio, compare, faces, plots
+from core.datasets import EXPRESSIONS
+from core.errors import InputError
+from core.variants import DEFAULT, trained_variants
+from pages.loaded_models import variant_runners
+
+st.title(":material/compare: Compare variants")
+st.write("Each variant is its task's default model with **one** layer choice changed (pooling or "
+         "dropout), trained with the same command, data split, seed and budget. See what that one "
+         "choice does: on held-out data, in the learning curves, and on your own song or photo.")
+
+TASKS = {"Song mood (CRNN)": "song", "Face expression (CNN)": "face"}
+task = TASKS[st.radio("Model", list(TASKS), horizontal=True)]
+zoo = trained_variants(task)
+if DEFAULT not in zoo or len(zoo) < 2:
+    st.error(f"Fewer than two trained {task} variants were found in models/{task}/. Train the zoo with "
+             f"`python -m core.train {task} --zoo --data …` (see the README).")
+    st.stop()
+others = [n for n in zoo if n != DEFAULT]
+names = st.multiselect("Variants (two or more)", list(zoo), default=[DEFAULT, others[0]], key=f"variants_{task}")
+if len(names) < 2:
+    st.info("Pick at least two variants to compare.")
+    st.stop()
+cards = {name: zoo[name] for name in names}
+
+
+def variants_table(rows: list[dict]) -> None:
+    """The table of variants; a clicked row shows that variant's full configuration and training."""
+    table = pd.DataFrame(rows).drop(columns=["latency measured on"])
+    table["variant"] = [f"★ {v}" if d else v for v, d in zip(table["variant"], table.pop("default"))]
+    picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
+                          key=f"table_{task}", column_config={
+                              "parameters": st.column_config.NumberColumn(format="localized"),
+                              "latency (ms)": st.column_config.NumberColumn(
+                                  "latency on training machine (ms)", format="%.1f")})
+    st.caption(f"★ the default (the model the {task} page uses). Metrics on the validation split in "
+               f"each card; latency: one input, measured on the machine that trained it "
+               f"({rows[0]['latency measured on']}). Click a row for its details.")
+    for i in picked.selection.rows:
+        name = rows[i]["variant"]
+        with st.expander(f"Details of {name}", expanded=True):
+            st.json({k: cards[name][k] for k in ("config", "training", "split", "data")}, expanded=1)
+
+
+rows = compare.variant_rows(task, cards)
+variants_table(rows)
+metric_names = tuple(column for column, _ in compare.METRICS[task])
+st.plotly_chart(plots.parallel_coordinates(rows, compare.CHOICES[task], metric_names), key=f"parcoords_{task}")
+st.plotly_chart(plots.learning_curves({n: c["curves"] for n, c in cards.items()},
+                                      "Learning curves: training (solid) and validation (dashed) loss"),
+                key=f"curves_{task}")
+st.caption("A validation loss that climbs while the training loss keeps falling is overfitting: "
+           "compare the variant without dropout with the others.")
+
+if task == "face":
+    columns = st.columns(min(len(cards), 3))
+    for i, (name, card) in enumerate(cards.items()):
+        with columns[i % len(columns)]:
+            st.plotly_chart(plots.confusion_heatmap(card["validation"]["confusion"], EXPRESSIONS,
+                                                    f"{name}: {card['validation']['accuracy']:.1%}"),
+                            key=f"confusion_{name}")
+else:
+    st.plotly_chart(plots.predicted_vs_true(cards), key="predicted_vs_true")
+
+runners = variant_runners(task, names)
+with st.expander("What pooling does: each layer's output shape"):
+    columns = st.columns(min(len(runners), 3))
+    for i, (name, runner) in enumerate(runners.items()):
+        with columns[i % len(columns)]:
+            st.markdown(f"**{name}**")
+            shapes = compare.layer_shapes(runner.model, compare.INPUT_SHAPES[task])
+            st.dataframe(pd.DataFrame(shapes).astype({"output shape": str}), hide_index=True, height=300)
+    st.caption("Song: one 30-s window of 646 frames; face: one 48×48 picture (no batch axis).")
+
+st.subheader("Your own " + ("song" if task == "song" else "photo"))
+passes = st.slider("Monte Carlo dropout passes (N): dropout kept on at prediction time", 0, 50,
+                   compare.DEFAULT_PASSES, step=5, key=f"passes_{task}")
+formats = audio.SUPPORTED_FORMATS if task == "song" else faces.SUPPORTED_FORMATS
+upload = st.file_uploader("Song" if task == "song" else "Photo", type=list(formats), key=f"upload_{task}")
+
+
+def run_variants(data: bytes, name: str) -> dict:
+    """Every selected variant on the upload, kept for this session only (latest input)."""
+    key = (task, hashlib.sha1(data).hexdigest(), tuple(runners), passes)
+    kept = st.session_state.get("compare_result")
+    if kept is None or kept["key"] != key:
+        with st.spinner(f"Running {len(runners)} variants…"):
+            if task == "song":
+                source = compare.song_input(data, name)
+                results = compare.compare_song(runners, source, passes)
+            else:
+                source = compare.picture_input(data, name)
+                results = compare.compare_faces(runners, source, passes)
+        kept = st.session_state["compare_result"] = {"key": key, "source": source, "results": results}
+    return kept
+
+
+def show_song(source, results: dict) -> None:
+    st.plotly_chart(plots.variants_mood_map(results), key="variants_mood_map")
+    st.dataframe(pd.DataFrame([{"variant": n, "valence": r["valence"], "arousal": r["arousal"], "mood": r["mood"],
+                                **({"valence sd": r["mc"]["std"][0], "arousal sd": r["mc"]["std"][1]} if "mc" in r else {})}
+                               for n, r in results.items()]).round(3), hide_index=True)
+
+
+def show_faces(source, results: dict) -> None:
+    if not source.found:
+        st.warning("No face was found. Tips: face the camera, light your face from the front, and come closer.")
+        return
+    first = next(iter(results.values()))
+    st.image(faces.draw_faces(source.image, [f.box for f in source.found], [r["label"] for r in first]),
+             caption=f"{len(source.found)} face(s); labels from {next(iter(results))}", width=480)
+    for i in range(len(source.found)):
+        st.plotly_chart(plots.variants_probabilities(results, i, f"Face {i + 1}"), key=f"variant_probs_{i}")
+
+
+if upload is not None:
+    try:
+        kept = run_variants(upload.getvalue(), upload.name)
+        (show_song if task == "song" else show_faces)(kept["source"], kept["results"])
+        spread = "cloud and ±2 sd ellipse of the song's mean" if task == "song" else "error bars: one standard deviation"
+        st.caption(f"Spread: {passes} Monte Carlo dropout passes per variant ({spread})." if passes
+                   else "Spread: off (N = 0).")
+        st.markdown("**Just before and after the first pooling layer**, for your input "
+                    + ("(the first 30-s window)" if task == "song" else "(the first face)"))
+        x = kept["source"].features[:1] if task == "song" else kept["source"].crops[:1]
+        for name, runner in runners.items():
+            seen = compare.pooling_activations(runner.model, x) if len(x) else None
+            if seen is None:
+                st.caption(f"{name}: no pooling layer: the sequence keeps its full length." if len(x)
+                           else f"{name}: no face to show.")
+            else:
+                st.plotly_chart(plots.activations(seen["before"], seen["after"],
+                                                  f"{name}: {seen['layer']} ({seen['type']})"),
+                                key=f"activations_{name}")
+    except InputError as e:
+        st.error(f"**{upload.name}**: {e}")
+else:
+    st.info("Upload a " + ("song" if task == "song" else "photo") + " to see every selected variant on it.")
