@@ -122,7 +122,7 @@ def parallel_coordinates(rows: list[dict], choices: tuple[str, ...], metrics: tu
         line=dict(color=index, colorscale=[[i / max(len(rows) - 1, 1), PALETTE[i % len(PALETTE)]]
                                            for i in index]),
         dimensions=dimensions))
-    fig.update_layout(title=title, height=380, margin=dict(l=60, r=60, t=70, b=30))
+    fig.update_layout(title=dict(text=title, y=0.98), height=400, margin=dict(l=60, r=60, t=90, b=30))
     return fig
 
 
@@ -229,8 +229,10 @@ def activations(before, after, title: str = "", channels: int = 6) -> go.Figure:
             for c in range(k):
                 fig.add_trace(go.Heatmap(z=values[:, :, c], colorscale="Viridis", showscale=False,
                                          hovertemplate=f"map {c + 1}: %{{z:.2f}}<extra></extra>"), row=row, col=c + 1)
+                axis = (row - 1) * k + c + 1  # each map square on its own axes
+                fig.update_yaxes(scaleanchor=f"x{axis if axis > 1 else ''}", row=row, col=c + 1)
         fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+        fig.update_yaxes(visible=False, autorange="reversed")
         fig.update_layout(height=330)
     fig.update_layout(title=title, margin=dict(l=40, r=30, t=60 if title else 30, b=30))
     return fig

@@ -88,9 +88,9 @@ formats = audio.SUPPORTED_FORMATS if task == "song" else faces.SUPPORTED_FORMATS
 upload = st.file_uploader("Song" if task == "song" else "Photo", type=list(formats), key=f"upload_{task}")
 
 
-def run_variants(data: bytes, name: str) -> dict:
+def run_variants(data: bytes, name: str, whole_image: bool = False) -> dict:
     """Every selected variant on the upload, kept for this session only (latest input)."""
-    key = (task, hashlib.sha1(data).hexdigest(), tuple(runners), passes)
+    key = (task, hashlib.sha1(data).hexdigest(), tuple(runners), passes, whole_image)
     kept = st.session_state.get("compare_result")
     if kept is None or kept["key"] != key:
         with st.spinner(f"Running {len(runners)} variants…"):
@@ -98,7 +98,7 @@ def run_variants(data: bytes, name: str) -> dict:
                 source = compare.song_input(data, name)
                 results = compare.compare_song(runners, source, passes)
             else:
-                source = compare.picture_input(data, name)
+                source = compare.picture_input(data, name, whole_image)
                 results = compare.compare_faces(runners, source, passes)
         kept = st.session_state["compare_result"] = {"key": key, "source": source, "results": results}
     return kept
@@ -112,9 +112,6 @@ def show_song(source, results: dict) -> None:
 
 
 def show_faces(source, results: dict) -> None:
-    if not source.found:
-        st.warning("No face was found. Tips: face the camera, light your face from the front, and come closer.")
-        return
     first = next(iter(results.values()))
     st.image(faces.draw_faces(source.image, [f.box for f in source.found], [r["label"] for r in first]),
              caption=f"{len(source.found)} face(s); labels from {next(iter(results))}", width=480)
@@ -125,6 +122,11 @@ def show_faces(source, results: dict) -> None:
 if upload is not None:
     try:
         kept = run_variants(upload.getvalue(), upload.name)
+        if task == "face" and not kept["source"].found:
+            st.warning("No face was found. Tips: face the camera, light your face from the front, and come closer.")
+            if not st.checkbox("Score the whole picture as one face"):
+                st.stop()
+            kept = run_variants(upload.getvalue(), upload.name, whole_image=True)
         (show_song if task == "song" else show_faces)(kept["source"], kept["results"])
         spread = "cloud and ±2 sd ellipse of the song's mean" if task == "song" else "error bars: one standard deviation"
         st.caption(f"Spread: {passes} Monte Carlo dropout passes per variant ({spread})." if passes

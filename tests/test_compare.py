@@ -1,0 +1,164 @@
+"""The variant zoo and the Compare page: cards consistent with their models, one result per
+selected variant, what pooling and dropout do, and the page for both tasks."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import cards, compare
+from core.face_model import build_face_cnn
+from core.predict import ModelRunner
+from core.song_model import build_song_crnn
+from core.train import resolved_config
+from core.variants import DEFAULT, ZOO, model_path, trained_variants
+from tests.conftest import ROOT, music_like, wav_bytes
+
+BUILDERS = {"song": build_song_crnn, "face": build_face_cnn}
+CARD_KEYS = {"task", "config", "training", "data", "split", "curves", "validation", "latency",
+             "model_file", "parameters"}
+
+
+@pytest.mark.parametrize("task", ["song", "face"])
+def test_the_zoo_cards_are_complete_and_match_their_models(task):
+    zoo = trained_variants(task)
+    assert DEFAULT in zoo and len(zoo) >= 2, f"models/{task} holds fewer than two trained variants"
+    default = zoo[DEFAULT]
+    base = resolved_config(BUILDERS[task], ZOO[task][DEFAULT])
+    for name, card in zoo.items():
+        assert CARD_KEYS <= set(card), (name, CARD_KEYS - set(card))
+        # a variant is its configuration: the default's with the zoo's one change
+        assert card["config"] == resolved_config(BUILDERS[task], ZOO[task][name]), name
+        assert len([k for k in base if base[k] != card["config"][k]]) == (0 if name == DEFAULT else 1), name
+        # same split, seed, data and budget as the default
+        assert card["split"] == default["split"] and card["data"] == default["data"], name
+        for key in ("epochs", "batch_size", "learning_rate", "seed"):
+            assert card["training"][key] == default["training"][key], (name, key)
+        assert len(card["curves"]["loss"]) == len(card["curves"]["val_loss"]) == card["training"]["epochs_run"]
+        assert card["latency"]["measured_on"] == "the machine that trained it" and card["latency"]["median_ms"] > 0
+        assert card["model_file"]["size_bytes"] < 15e6
+        model, _ = cards.load_model(model_path(task, name))  # checks the SHA-256 too
+        assert model.count_params() == card["parameters"], name
+
+
+def test_the_table_has_one_row_a_variant_from_the_cards():
+    zoo = trained_variants("face")
+    rows = compare.variant_rows("face", zoo)
+    assert [r["variant"] for r in rows] == list(zoo)
+    assert [r["default"] for r in rows].count(True) == 1 and rows[0]["change"] == "(the default)"
+    for row in rows:
+        card = zoo[row["variant"]]
+        assert row["accuracy"] == card["validation"]["accuracy"] and row["parameters"] == card["parameters"]
+        assert row["pooling"] == card["config"]["pooling"]
+    by_name = {r["variant"]: r for r in rows}
+    if "pooling_average" in by_name:
+        assert by_name["pooling_average"]["change"] == "pooling: max → average"
+
+
+def _tiny_song(**choices):
+    return build_song_crnn(conv_filters=(4, 8), lstm_units=(4, 2), dense_units=(4,), dense_dropout=(0.2,), **choices)
+
+
+def test_pooling_halves_the_sequence_and_no_pooling_keeps_it():
+    shapes = {row["layer"]: row["output shape"] for row in compare.layer_shapes(_tiny_song(), (646, 128))}
+    assert shapes["conv1"] == (646, 4) and shapes["pool1"] == (323, 4) and shapes["pool2"] == (161, 8)
+    x = np.random.default_rng(0).uniform(-80, 0, (1, 646, 128)).astype(np.float32)
+    seen = compare.pooling_activations(_tiny_song(pooling="average", pool_size=4), x)
+    assert seen["type"] == "AveragePooling1D" and seen["before"].shape == (646, 4) and seen["after"].shape == (161, 4)
+    np.testing.assert_allclose(seen["after"][0], seen["before"][:4].mean(axis=0), rtol=1e-5, atol=1e-6)
+    assert compare.pooling_activations(_tiny_song(pooling="none"), x) is None
+
+
+def test_a_strided_face_cnn_downsamples_in_its_convolution():
+    model = build_face_cnn(blocks=2, filters=4, dense_units=(8,), pooling="strided")
+    seen = compare.pooling_activations(model, np.full((1, 48, 48, 1), 100, np.float32))
+    assert seen["type"] == "Conv2D" and seen["before"].shape == (48, 48, 4) and seen["after"].shape == (24, 24, 4)
+
+
+def test_monte_carlo_dropout_spreads_only_where_there_is_dropout():
+    picture = compare.PictureInput("x", None, [], np.random.default_rng(1).uniform(0, 255, (2, 48, 48, 1)).astype(np.float32))
+    with_dropout = ModelRunner(build_face_cnn(blocks=2, filters=4, dense_units=(8,), dropout=0.5), {})
+    without = ModelRunner(build_face_cnn(blocks=2, filters=4, dense_units=(8,), dropout=0.0, dense_dropout=0.0), {})
+    results = compare.compare_faces({"with": with_dropout, "without": without}, picture, passes=10)
+    assert len(results["with"]) == len(results["without"]) == 2
+    assert max(results["with"][0]["mc_std"].values()) > 1e-4
+    assert max(results["without"][0]["mc_std"].values()) < 1e-6
+    assert sum(results["with"][1]["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_song_through_the_variants_gives_one_result_each_from_one_decoding():
+    runners = {"a": ModelRunner(_tiny_song(), {}), "b": ModelRunner(_tiny_song(pooling="average"), {})}
+    song = compare.song_input(wav_bytes(music_like(50.0), 22050), "long.wav")
+    results = compare.compare_song(runners, song, passes=5)
+    assert list(results) == ["a", "b"]
+    for name, result in results.items():
+        assert len(result["windows"]) == len(song.starts_s) > 1 and result["file"] == name
+        assert result["valence"] == pytest.approx(np.mean([w["valence"] for w in result["windows"]]), abs=1e-6)
+        assert result["mc"]["passes"] == 5 and len(result["mc"]["points"]) == 5
+
+
+def _face_photo() -> bytes:
+    """A real FER face in a 640x480 frame where ../shared is present, else a generated picture
+    (no face found: the page then offers to score the whole picture)."""
+    from tests.conftest import FER_FILE
+    from tests.test_faces import frame_with_faces
+
+    if FER_FILE.exists():
+        with np.load(FER_FILE) as npz:
+            face = npz["pixels"][np.flatnonzero(npz["usage"] == 1)[3]]
+        image = frame_with_faces(face[None], 1, side_px=200)
+    else:
+        image = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8)
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def test_the_compare_cli_prints_every_variant_and_refuses_a_bad_file(tmp_path, capsys):
+    song = tmp_path / "song.wav"
+    song.write_bytes(wav_bytes(music_like(12.0), 22050))
+    assert compare.main(["song", str(song), "--variants", "default,pooling_average", "--passes", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["results"]) == {"default", "pooling_average"} and out["passes"] == 3
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    assert compare.main(["song", str(bad), "--variants", "default,pooling_average"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {bad}:")
+    assert compare.main(["face", str(bad), "--variants", "nonsense"]) == 2
+
+
+@pytest.fixture(scope="module")
+def compare_page():
+    app = AppTest.from_file(str(ROOT / "pages" / "compare_variants.py"), default_timeout=300)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_the_compare_page_shows_the_song_zoo(compare_page):
+    assert compare_page.radio[0].value.startswith("Song")
+    assert compare_page.multiselect[0].value[:1] == [DEFAULT] and len(compare_page.multiselect[0].value) == 2
+    table = compare_page.dataframe[0].value
+    assert len(table) == 2 and table["variant"].iloc[0] == f"★ {DEFAULT}"
+    specs = [chart.proto.spec for chart in compare_page.get("plotly_chart")]
+    assert any("parcoords" in s for s in specs) and any("validation" in s for s in specs)
+    assert any("predicted vs true" in s for s in specs)
+
+
+def test_the_compare_page_runs_a_photo_through_every_selected_variant(compare_page):
+    compare_page.radio[0].set_value("Face expression (CNN)").run()
+    assert not compare_page.exception, compare_page.exception
+    selected = compare_page.multiselect[0].value
+    assert len(compare_page.dataframe[0].value) == len(selected) >= 2
+    specs = [chart.proto.spec for chart in compare_page.get("plotly_chart")]
+    assert sum("PublicTest" in s or "predicted" in s for s in specs) >= len(selected)  # confusion matrices
+    compare_page.file_uploader[0].set_value(("face.png", _face_photo(), "image/png")).run()
+    if compare_page.warning:  # no face found: score the whole picture, as a person would
+        compare_page.checkbox[0].check().run()
+    assert not compare_page.exception and not compare_page.error, (compare_page.exception, compare_page.error)
+    specs = [chart.proto.spec for chart in compare_page.get("plotly_chart")]
+    bars = [s for s in specs if '"barmode":"group"' in s.replace(" ", "")]
+    assert bars, "no side-by-side probabilities"
+    assert all(f'"name":"{name}"' in bars[0].replace(" ", "") for name in selected)
+    assert any("block1_pool" in s for s in specs)  # activations around the first pooling layer
