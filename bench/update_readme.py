@@ -63,6 +63,28 @@ def face_table(card: dict) -> str:
     return "\n".join(lines)
 
 
+def zoo_table(task: str) -> str:
+    """The variant zoo, one row a variant, from the cards (core.compare.variant_rows)."""
+    from core.compare import CHOICES, METRICS, variant_rows
+    from core.variants import trained_variants
+
+    rows = variant_rows(task, trained_variants(task))
+    metrics = [column for column, _ in METRICS[task]]
+    head = ["variant", "change", *metrics, "val − train loss (last epoch)", "epochs", "parameters", "MB",
+            "latency (ms)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        values = [f"**{r['variant']}**" if r["default"] else r["variant"], r["change"],
+                  *(f"{r[m]:.1%}" if "acc" in m else f"{r[m]:.3f}" for m in metrics),
+                  f"{r['gap (val − train loss)']:.3f}", str(r["epochs"]), f"{r['parameters']:,}",
+                  f"{r['size (MB)']:.1f}", f"{r['latency (ms)']:.1f}"]
+        lines.append("| " + " | ".join(values) + " |")
+    machines = sorted({r["latency measured on"] for r in rows})
+    lines += ["", f"Choices varied: {', '.join(CHOICES[task])}. Latency: one input, measured on the machine that "
+                  f"trained the variant ({'; '.join(machines)})."]
+    return "\n".join(lines)
+
+
 def bench(script: str) -> str:
     out = subprocess.run([sys.executable, str(ROOT / "bench" / script)], capture_output=True,
                          text=True, check=True, cwd=ROOT).stdout
@@ -72,6 +94,7 @@ def bench(script: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-bench", action="store_true", help="only the model tables")
+    parser.add_argument("--bench", default="", help="comma-separated bench blocks to rerun (default: all)")
     args = parser.parse_args()
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -79,9 +102,12 @@ def main() -> None:
         path = cards.DEFAULT_MODELS[task]
         if path.exists():
             text = _replace(text, f"{task}-model", render(cards.read_card(path)))
+        text = _replace(text, f"{task}-zoo", zoo_table(task))
     if not args.no_bench:
         for name, script in (("song-bench", "song_latency.py"), ("face-bench", "face_latency.py"),
-                             ("detector-bench", "face_detection.py")):
+                             ("detector-bench", "face_detection.py"), ("compare-bench", "compare_latency.py")):
+            if args.bench and name not in args.bench.split(","):
+                continue
             if (ROOT / "bench" / script).exists():
                 text = _replace(text, name, bench(script))
     readme.write_text(text)
