@@ -34,6 +34,9 @@ MAX_CHANNELS = 32
 # Peak below this (about -80 dBFS) is silence: the recipe's per-clip 0 dB reference would
 # turn it into a loud-looking spectrogram.
 SILENCE_PEAK = 1e-4
+# Float files can hold any value; a peak this far over full scale (+80 dB) is not sound. Far above
+# it (about 1e16) the spectrogram's power overflows float32 and the features become NaN.
+MAX_PEAK = 1e4
 
 
 @dataclass
@@ -45,33 +48,57 @@ class Song:
     format: str              # container as libsndfile reads it: "MP3", "WAV", ...
 
 
-def decode_audio(data: bytes) -> tuple[np.ndarray, int, str]:
-    """Decode audio bytes in memory -> ((n, channels) float32, sample rate in Hz, format name).
+def _open_audio(data: bytes) -> sf.SoundFile:
+    """An open libsndfile reader over the bytes, its header checked (channels, length).
 
     Raises InputError with a message for a person when the bytes are not usable audio.
     """
     if not data:
         raise InputError("The file is empty. Upload a song as mp3, wav, flac or ogg.")
     try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
-            if f.samplerate <= 0 or f.channels <= 0:
-                raise InputError("The file has no audio stream. Upload an mp3, wav, flac or ogg file.")
-            if f.channels > MAX_CHANNELS:
-                raise InputError(f"The file has {f.channels} channels; at most {MAX_CHANNELS} are supported.")
-            if f.frames > 0 and f.frames / f.samplerate > MAX_DURATION_S + 1:
-                raise InputError(
-                    f"The song is {f.frames / f.samplerate / 60:.1f} minutes long; the limit is "
-                    f"{MAX_DURATION_S / 60:.0f} minutes. Upload a shorter song or an excerpt.")
-            samples = f.read(dtype="float32", always_2d=True)
-            fmt, sample_rate_hz = f.format, f.samplerate
-    except InputError:
+        f = sf.SoundFile(io.BytesIO(data))
+    except _READ_ERRORS as e:
+        raise _unreadable(e) from None
+    try:
+        if f.samplerate <= 0 or f.channels <= 0:
+            raise InputError("The file has no audio stream. Upload an mp3, wav, flac or ogg file.")
+        if f.channels > MAX_CHANNELS:
+            raise InputError(f"The file has {f.channels} channels; at most {MAX_CHANNELS} are supported.")
+        if f.frames > 0 and f.frames / f.samplerate > MAX_DURATION_S + 1:
+            raise _too_long(f.frames / f.samplerate)
+    except BaseException:
+        f.close()
         raise
-    except (sf.SoundFileError, RuntimeError, ValueError, MemoryError) as e:
-        raise InputError(
-            "This file could not be read as audio (it may be damaged, cut short or not a sound file: "
-            f"{str(e).split(':')[-1].strip() or type(e).__name__}). Supported formats: "
-            f"{', '.join(SUPPORTED_FORMATS)}.") from None
-    return samples, sample_rate_hz, fmt
+    return f
+
+
+_READ_ERRORS = (sf.SoundFileError, RuntimeError, ValueError, MemoryError)
+
+
+def _too_long(duration_s: float) -> InputError:
+    minutes, seconds = divmod(round(duration_s), 60)
+    return InputError(f"The song is {minutes} min {seconds} s long; the limit is "
+                      f"{MAX_DURATION_S / 60:.0f} minutes. Upload a shorter song or an excerpt.")
+
+
+def _unreadable(e: BaseException) -> InputError:
+    return InputError(
+        "This file could not be read as audio (it may be damaged, cut short or not a sound file: "
+        f"{str(e).split(':')[-1].strip() or type(e).__name__}). Supported formats: "
+        f"{', '.join(SUPPORTED_FORMATS)}.")
+
+
+def decode_audio(data: bytes) -> tuple[np.ndarray, int, str]:
+    """Decode audio bytes in memory -> ((n, channels) float32, sample rate in Hz, format name).
+
+    Raises InputError with a message for a person when the bytes are not usable audio.
+    """
+    with _open_audio(data) as f:
+        try:
+            samples = f.read(dtype="float32", always_2d=True)
+        except _READ_ERRORS as e:
+            raise _unreadable(e) from None
+        return samples, f.samplerate, f.format
 
 
 def load_song(data: bytes) -> Song:
@@ -79,8 +106,7 @@ def load_song(data: bytes) -> Song:
     samples, sample_rate_hz, fmt = decode_audio(data)
     duration_s = len(samples) / sample_rate_hz
     if duration_s > MAX_DURATION_S + 1:
-        raise InputError(f"The song is {duration_s / 60:.1f} minutes long; the limit is "
-                         f"{MAX_DURATION_S / 60:.0f} minutes. Upload a shorter song or an excerpt.")
+        raise _too_long(duration_s)
     if duration_s < MIN_DURATION_S:
         raise InputError(f"The clip is only {duration_s:.2f} s long; at least {MIN_DURATION_S:.0f} s "
                          "of music is needed to hear a mood.")
@@ -89,8 +115,12 @@ def load_song(data: bytes) -> Song:
     # librosa.to_mono's channel mean, as one matrix-vector product: numpy's mean over a
     # 2-wide axis is ten times slower, and for 1 or 2 channels the weights 1 and 0.5 are exact.
     mono = samples @ np.full(samples.shape[1], 1.0 / samples.shape[1], dtype=np.float32)
-    if np.max(np.abs(mono)) < SILENCE_PEAK:
+    peak = float(np.max(np.abs(mono)))
+    if peak < SILENCE_PEAK:
         raise InputError("The song is silent (no sound above -80 dBFS), so it has no mood to read.")
+    if peak > MAX_PEAK:
+        raise InputError(f"The file's samples go far beyond full scale (peak {peak:.3g}; sound lies "
+                         "within -1..1): it is damaged or not audio. Export it again as 16- or 24-bit audio.")
     if sample_rate_hz != SAMPLE_RATE_HZ:
         mono = librosa.resample(mono, orig_sr=sample_rate_hz, target_sr=SAMPLE_RATE_HZ, res_type="soxr_hq")
     return Song(np.ascontiguousarray(mono, dtype=np.float32), duration_s, sample_rate_hz,
