@@ -50,7 +50,11 @@ def decode_image(data: bytes) -> np.ndarray:
     try:  # read the header only: refuse a huge picture before decoding its pixels
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # PIL refuses twice its MAX_IMAGE_PIXELS on the header alone
+        raise InputError(f"The picture is larger than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; the "
+                         f"limit is {MAX_PIXELS / 1e6:.0f} megapixels (e.g. 8000x8000). Resize it and try "
+                         "again.") from None
+    except (UnidentifiedImageError, OSError, ValueError):
         raise InputError("This file is not an image that can be read (supported: jpg, png, webp). "
                          "It may be damaged or of another type.") from None
     if width * height > MAX_PIXELS:
