@@ -19,6 +19,7 @@ from core import audio, cards, faces
 from core.errors import InputError, ModelFileError
 from core.datasets import EXPRESSIONS
 from core.metrics import QUADRANT_NAMES, quadrant
+from core.tf_runtime import quiet_stderr
 
 
 class ModelRunner:
@@ -141,10 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.files:
         try:
             data = path.read_bytes()
-            if args.task == "song":
-                result = predict_song(runner, data, str(path))
-            else:
-                result = predict_faces(runner, data, str(path), args.whole_image)
+            # Decoders warn on stderr (mpg123 on a bad frame, libpng on a cut file, PIL on a big
+            # picture); the CLI's stderr carries only its own one line per bad file.
+            with quiet_stderr():
+                if args.task == "song":
+                    result = predict_song(runner, data, str(path))
+                else:
+                    result = predict_faces(runner, data, str(path), args.whole_image)
             print(json.dumps(result), flush=True)
         except (InputError, OSError) as e:
             failed += 1
