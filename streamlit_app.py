@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="MoodLens", page_icon=":material/theater_comedy:", layout="wide")
+# An emoji favicon is drawn in the browser; a :material/…: one is fetched from fonts.gstatic.com.
+st.set_page_config(page_title="MoodLens", page_icon="🎭", layout="wide")
 
 
 def home() -> None:
