@@ -11,8 +11,10 @@ from core import audio, compare, faces, plots
 from core.datasets import EXPRESSIONS
 from core.errors import InputError
 from core.variants import DEFAULT, trained_variants
+from pages.app_navigation import use_app_navigation
 from pages.loaded_models import variant_runners
 
+use_app_navigation()
 st.title(":material/compare: Compare variants")
 st.write("Each variant is its task's default model with **one** layer choice changed (pooling or "
          "dropout), trained with the same command, data split, seed and budget. See what that one "

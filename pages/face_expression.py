@@ -8,8 +8,10 @@ from core import faces, plots
 from core.errors import InputError
 from core.datasets import EXPRESSIONS
 from core.predict import analyse_picture
+from pages.app_navigation import use_app_navigation
 from pages.loaded_models import default_runner
 
+use_app_navigation()
 st.title(":material/mood: Face expression")
 st.write("Take a webcam picture or upload a photo. MoodLens finds every face and gives the "
          "probabilities of seven expressions for each, from a CNN trained on FER2013.")

@@ -10,8 +10,10 @@ import streamlit as st
 from core import audio, plots
 from core.errors import InputError
 from core.predict import predict_song
+from pages.app_navigation import use_app_navigation
 from pages.loaded_models import default_runner
 
+use_app_navigation()
 st.title(":material/music_note: Song mood")
 st.write(
     "Upload one or more songs. MoodLens reads each 30-second window with a CRNN and places the song "
