@@ -12,14 +12,13 @@ first (as the page's cache does), then timed; medians of one run.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 
 import cv2
 import numpy as np
 
-from face_latency import FER, ROOT, frame  # noqa: E402 (bench/ is on sys.path when run as a script)
+from face_latency import FER, ROOT, frame, median_ms  # noqa: E402 (bench/ is on sys.path when run as a script)
 from song_latency import three_minute_mp3  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
@@ -28,15 +27,6 @@ from core import compare, faces  # noqa: E402
 from core.variants import trained_variants  # noqa: E402
 
 GOALS_S = {"song": 3.0, "face": 1.0}
-
-
-def median_s(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def face_jpeg() -> bytes:
@@ -66,9 +56,9 @@ def run(task: str, data: bytes, passes_options: tuple[int, ...], repeats: int) -
             return compare.compare_faces(runners, compare.picture_input(data), passes)
     for passes in passes_options:
         once(passes)  # warm-up at this batch size
-        seconds = median_s(lambda: once(passes), repeats)
+        ms = median_ms(lambda: once(passes), repeats)
         label = f"{passes} Monte Carlo passes" if passes else "no Monte Carlo dropout"
-        print(f"  4 variants, {label:24s} {seconds * 1000:7.0f} ms  (goal < {GOALS_S[task]:.0f} s)")
+        print(f"  4 variants, {label:24s} {ms:7.0f} ms  (goal < {GOALS_S[task]:.0f} s)")
 
 
 def main() -> None:
