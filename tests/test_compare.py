@@ -162,3 +162,25 @@ def test_the_compare_page_runs_a_photo_through_every_selected_variant(compare_pa
     assert bars, "no side-by-side probabilities"
     assert all(f'"name":"{name}"' in bars[0].replace(" ", "") for name in selected)
     assert any("block1_pool" in s for s in specs)  # activations around the first pooling layer
+
+
+def test_a_corrupt_variant_is_left_out_with_a_message_naming_its_file(monkeypatch, tmp_path):
+    import shutil
+
+    folder = tmp_path / "face"
+    folder.mkdir()
+    for name in ("default", "pooling_average", "dropout_0.5"):
+        for suffix in (".keras", ".json"):
+            shutil.copy(model_path("face", name).with_suffix(suffix), folder / f"{name}{suffix}")
+    corrupt = folder / "pooling_average.keras"
+    corrupt.write_bytes(corrupt.read_bytes()[:1000])
+    monkeypatch.setattr(cards, "MODELS_DIR", tmp_path)
+    app = AppTest.from_file(str(ROOT / "pages" / "compare_variants.py"), default_timeout=300)
+    app.run()
+    app.radio[0].set_value("Face expression (CNN)").run()
+    assert not app.exception, app.exception
+    app.multiselect[0].set_value(["default", "pooling_average", "dropout_0.5"]).run()
+    assert not app.exception, app.exception
+    messages = [e.value for e in app.error]
+    assert any("pooling_average" in m and str(corrupt) in m for m in messages), messages
+    assert len(app.dataframe[0].value) == 3  # the cards still compare; only running it is refused
