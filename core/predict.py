@@ -31,7 +31,9 @@ class ModelRunner:
 
         self.model, self.card = model, card
         spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
-        self._infer = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        # autograph=False: a Keras model needs no conversion, and autograph writes the converted
+        # source to a file in the temp folder (a file on disk for every server process).
+        self._infer = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
 
     @classmethod
     def load(cls, path: Path) -> "ModelRunner":
@@ -50,7 +52,7 @@ class ModelRunner:
             sampler = _with_dropout_on(self.model)
             spec = tf.TensorSpec((None, *self.model.inputs[0].shape[1:]), tf.float32)
             self._mc_infer = tf.function(lambda batch: sampler(batch, training=False),
-                                         input_signature=[spec])
+                                         input_signature=[spec], autograph=False)
         x = np.asarray(x, dtype=np.float32)
         repeated = np.repeat(x[None], passes, axis=0).reshape(-1, *x.shape[1:])
         return self._mc_infer(repeated).numpy().reshape(passes, len(x), -1)
