@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test bench readme clean
+.PHONY: run test chromium bench readme clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +22,23 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.app-installed
 run: $(VENV)/.app-installed
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed chromium
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's Chromium, never a downloaded one. As root, install it when it is
+# missing (refreshing apt's lists if the first try cannot find it); otherwise leave it: those tests
+# then skip and say how to install it.
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "note: $(CHROMIUM) is missing and cannot be installed here (needs root and apt-get): the browser tests will skip"; \
+	else \
+	  echo "Installing Chromium for the browser tests: apt-get install chromium chromium-driver"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "warning: Chromium could not be installed: the browser tests will skip"; \
+	fi
 
 bench: $(VENV)/.app-installed
 	$(BIN)/python bench/song_latency.py

@@ -1,0 +1,463 @@
+"""End to end in a real browser: the app served by `streamlit run`, used through Debian's Chromium.
+
+One server and one headless Chromium serve the whole module. The browser may reach only the
+app's own server: every other host is refused and counted, and each test asserts the count is
+zero. Screenshots of every page land in test-output/screenshots/ (look at them after a change).
+Chromium comes from apt (`make test` installs it when run as root); the tests never download one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+import pytest
+
+from core import cards
+from tests.conftest import FER_FILE, MUSIC_DIR, ROOT, music_like, wav_bytes
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+NO_CHROMIUM = (f"{CHROMIUM} is missing: install Debian's Chromium with `apt-get install -y chromium` "
+               "(`make test` does this itself when run as root)")
+SCREENSHOTS = ROOT / "test-output" / "screenshots"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+VIEWPORT = {"width": 1280, "height": 900}
+START_TIMEOUT_S = 90
+PAGE_TIMEOUT_MS = 90_000     # first visit of a page loads its model (TensorFlow) on a 2-core machine
+RESULT_TIMEOUT_MS = 120_000  # a 30-s song or a photo through the models, beside a training job
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-default-apps", "--disable-sync", "--no-first-run",
+    "--disable-features=Translate,MediaRouter,OptimizationHints",
+    # Below Playwright's own request guard: names other than the app's resolve to nothing.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+    # The webcam: Chromium's fake camera plays a y4m file the tests make; no permission prompt.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+]
+
+
+# ---------------------------------------------------------------- inputs the tests make
+
+@dataclass
+class FacePictures:
+    photo_png: bytes         # 640x480, one face about 200 px tall
+    webcam_bgr: np.ndarray   # 640x480, one face about 300 px tall (a person close to the camera)
+    real: bool               # a FER2013 face the detector finds, not a drawing
+
+
+def _framed(face_grey: np.ndarray, side_px: int) -> np.ndarray:
+    """A 48x48 grey face upscaled to side_px and centred in a 640x480 BGR frame (mid-grey wall)."""
+    frame = np.full((480, 640), 128, np.uint8)
+    top, left = (480 - side_px) // 2, (640 - side_px) // 2
+    frame[top:top + side_px, left:left + side_px] = cv2.resize(face_grey, (side_px, side_px),
+                                                                interpolation=cv2.INTER_CUBIC)
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+
+
+def _drawn_face() -> np.ndarray:
+    """A drawn 48x48 grey face, for checkouts without ../shared (the detector may not find it)."""
+    face = np.full((48, 48), 90, np.uint8)
+    cv2.ellipse(face, (24, 26), (17, 21), 0, 0, 360, 200, -1)
+    for x in (17, 31):
+        cv2.circle(face, (x, 21), 3, 40, -1)
+        cv2.line(face, (x - 5, 15), (x + 4, 15), 60, 1)
+    cv2.line(face, (24, 23), (24, 30), 150, 1)
+    cv2.ellipse(face, (24, 34), (8, 4), 0, 0, 180, 50, 2)
+    return face
+
+
+@pytest.fixture(scope="module")
+def face_pictures() -> FacePictures:
+    """A real FER2013 'happy' face the detector finds in both frames, else a drawn face."""
+    if FER_FILE.exists():
+        from core import faces
+
+        with np.load(FER_FILE) as npz:
+            rows = np.flatnonzero((npz["usage"] == 1) & (npz["label"] == 3))[:200]
+            candidates = npz["pixels"][rows]
+        for face in candidates:
+            photo, webcam = _framed(face, 200), _framed(face, 300)
+            # The webcam frame goes through YUV 4:2:0 and JPEG on its way back; check it as it arrives.
+            seen = cv2.imdecode(cv2.imencode(".jpg", _through_i420(webcam))[1], cv2.IMREAD_COLOR)
+            if len(faces.detect_faces(photo)) == 1 and len(faces.detect_faces(seen)) == 1:
+                return FacePictures(cv2.imencode(".png", photo)[1].tobytes(), webcam, real=True)
+    drawn = _drawn_face()
+    return FacePictures(cv2.imencode(".png", _framed(drawn, 200))[1].tobytes(), _framed(drawn, 300), real=False)
+
+
+def _through_i420(frame_bgr: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2YUV_I420), cv2.COLOR_YUV2BGR_I420)
+
+
+def write_y4m(path: Path, frame_bgr: np.ndarray, n_frames: int = 5, fps: int = 30) -> Path:
+    """A YUV4MPEG2 (4:2:0) video of one still frame, for Chromium's --use-file-for-fake-video-capture."""
+    h, w = frame_bgr.shape[:2]
+    planes = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2YUV_I420).tobytes()  # Y (h*w), U, V (h*w/4 each)
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(n_frames):
+            f.write(b"FRAME\n" + planes)
+    return path
+
+
+@pytest.fixture(scope="module")
+def song_file(tmp_path_factory) -> Path:
+    """A real 30-s mp3 from the shared clips, else a generated 30-s wav."""
+    clips = sorted((MUSIC_DIR / "clips").glob("*.mp3"))
+    if clips:
+        return clips[0]
+    path = tmp_path_factory.mktemp("songs") / "generated.wav"
+    path.write_bytes(wav_bytes(music_like(30.0), 22050))
+    return path
+
+
+# ---------------------------------------------------------------- the server and the browser
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    log: Path
+
+    def log_tail(self, n_chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-n_chars:]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    streamlit = Path(sys.executable).parent / "streamlit"
+    port = _free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    # No file watcher: other people edit the pages while the suite runs; a rerun mid-test is noise.
+    command = [str(streamlit), "run", "streamlit_app.py", "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--server.headless", "true",
+               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    srv = Server(f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{srv.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{srv.url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"no /_stcore/health after {START_TIMEOUT_S} s:\n{srv.log_tail()}")
+            time.sleep(0.3)
+        yield srv
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(request, tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip(NO_CHROMIUM)
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+    webcam = request.getfixturevalue("face_pictures").webcam_bgr
+    camera = write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", webcam)
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            *CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}"])
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Visit:
+    """One person's browser tab, and what it tried to reach beyond the app."""
+    page: object
+    outbound: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+
+def _is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme not in ("http", "https", "ws", "wss") or parts.hostname in LOCAL_HOSTS
+
+
+def _new_visit(browser) -> tuple[object, Visit]:
+    context = browser.new_context(viewport=VIEWPORT, permissions=["camera"])
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    visit = Visit(context.new_page())
+
+    def guard(route):
+        if _is_local(route.request.url):
+            route.continue_()
+        else:
+            visit.outbound.append(route.request.url)
+            route.abort("blockedbyclient")
+
+    context.route("**/*", guard)
+    visit.page.on("websocket", lambda ws: None if _is_local(ws.url) else visit.outbound.append(ws.url))
+    visit.page.on("pageerror", lambda error: visit.page_errors.append(str(error)))
+    return context, visit
+
+
+def nav_labels(page) -> list[str]:
+    return [link.get_attribute("label") for link in page.locator('[data-testid="stSidebarNavLink"] span[label]').all()]
+
+
+@pytest.fixture(scope="module")
+def first_visit(browser, server) -> dict:
+    """The server's very first session opens a page by its address; then someone opens the home page.
+
+    Runs before any other page test (they all depend on it), so it sees a fresh server.
+    """
+    context, visit = _new_visit(browser)
+    try:
+        page = visit.page
+        page.goto(f"{server.url}/song_mood")
+        wait_until_idle(page, "h1")
+        direct = {"nav": nav_labels(page), "url": page.url}
+        page.goto(f"{server.url}/")
+        wait_until_idle(page, "h1")
+        return {"direct": direct, "home": {"nav": nav_labels(page)}, "outbound": visit.outbound}
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def visit(request, browser, server, first_visit):
+    context, v = _new_visit(browser)
+    failed_before = request.session.testsfailed
+    yield v
+    if request.session.testsfailed > failed_before:  # this test failed: keep what the person saw
+        screenshot(v.page, f"FAILED_{request.node.name}")
+    context.close()
+
+
+# ---------------------------------------------------------------- what a person sees
+
+def wait_until_idle(page, *selectors: str, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+    """Wait for each selector to be visible, then for the script run to have finished."""
+    for selector in selectors:
+        page.locator(selector).first.wait_for(state="visible", timeout=timeout_ms)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState === 'notRunning'",
+        timeout=timeout_ms)
+
+
+def open_page(visit: Visit, server: Server, path: str, title: str) -> object:
+    page = visit.page
+    page.goto(f"{server.url}/{path}")
+    wait_until_idle(page, f'h1:has-text("{title}")')
+    return page
+
+
+def assert_healthy(visit: Visit) -> None:
+    """No Python exception on the page, no JavaScript error, and no request beyond the app."""
+    page = visit.page
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, exceptions.first.inner_text()
+    assert not visit.page_errors, visit.page_errors
+    assert visit.outbound == [], f"{len(visit.outbound)} request(s) left localhost: {visit.outbound}"
+
+
+def error_texts(page) -> list[str]:
+    return page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+
+
+def screenshot(page, name: str) -> Path:
+    """The whole page: Streamlit scrolls inside its main block, so grow the window to fit it first."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
+    page.wait_for_timeout(800)  # charts re-lay themselves out to the new size
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(VIEWPORT)
+    return path
+
+
+def grid_cells(page, frame_index: int = 0) -> list[str]:
+    """The cells of a dataframe (its accessible grid; the picture itself is drawn on a canvas)."""
+    frame = page.locator('[data-testid="stMain"] [data-testid="stDataFrame"]').nth(frame_index)
+    return frame.locator('[role="gridcell"]').all_text_contents()
+
+
+# JavaScript: true once the camera preview shows a frame that is not black (mean red level > 40).
+CAMERA_SHOWS_A_PICTURE = """() => {
+    const video = document.querySelector('[data-testid="stCameraInput"] video');
+    if (!video || video.readyState < 2 || !video.videoWidth) return false;
+    const canvas = document.createElement('canvas');
+    canvas.width = 64; canvas.height = 48;
+    const context = canvas.getContext('2d');
+    context.drawImage(video, 0, 0, 64, 48);
+    const rgba = context.getImageData(0, 0, 64, 48).data;
+    let sum = 0;
+    for (let i = 0; i < rgba.length; i += 4) sum += rgba[i];
+    return sum / (rgba.length / 4) > 40;
+}"""
+
+
+def chart_texts(chart) -> list[str]:
+    return chart.locator("svg text").all_text_contents()
+
+
+# ---------------------------------------------------------------- the tests
+
+def test_a_page_opened_first_on_a_fresh_server_shows_the_apps_navigation(first_visit):
+    # Streamlit runs a pages/ folder beside the main script in its legacy mode (sidebar: 'streamlit
+    # app', 'loaded models'…, no page config) until the main script has called st.navigation.
+    direct, home = first_visit["direct"], first_visit["home"]
+    assert "Home" in home["nav"] and "Song mood" in home["nav"]
+    assert direct["url"].endswith("/song_mood")
+    assert direct["nav"] == home["nav"]
+
+
+def test_home_page_links_to_every_page_and_the_link_opens_it(visit, server, first_visit):
+    assert first_visit["outbound"] == []
+    page = open_page(visit, server, "", "MoodLens")
+    for label in ("Home", "Song mood", "Face expression"):
+        assert label in nav_labels(page)
+    links = page.locator('[data-testid="stPageLink"]')
+    assert links.filter(has_text="Song mood").count() == 1
+    assert links.filter(has_text="Face expression").count() == 1
+    assert_healthy(visit)
+    screenshot(page, "home")
+
+    links.filter(has_text="Song mood").locator("a").click()
+    wait_until_idle(page, 'h1:has-text("Song mood")', '[data-testid="stFileUploader"]')
+    assert page.url.endswith("/song_mood")
+    assert_healthy(visit)
+
+
+def test_song_page_puts_an_uploaded_clip_on_the_mood_map_and_in_the_table(visit, server, song_file):
+    if not cards.DEFAULT_MODELS["song"].exists():
+        pytest.skip("the default song model is not trained")
+    page = open_page(visit, server, "song_mood", "Song mood")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(song_file))
+
+    mood_map = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Mood map")
+    mood_map.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    wait_until_idle(page, '[data-testid="stMain"] [data-testid="stDataFrame"]', timeout_ms=RESULT_TIMEOUT_MS)
+    assert error_texts(page) == []
+    texts = chart_texts(mood_map)
+    assert song_file.name in texts                           # the song's labelled point / legend entry
+    assert any(t.startswith("valence") for t in texts) and any(t.startswith("arousal") for t in texts)
+    assert mood_map.locator(".scatterlayer .point").count() >= 1  # the song's marker is drawn
+
+    cells = grid_cells(page)
+    assert cells[0] == song_file.name, cells                 # one row: file, valence, arousal, …
+    valence, arousal = float(cells[1]), float(cells[2])
+    assert 0 <= valence <= 1 and 0 <= arousal <= 1
+    assert cells[3] in ("Q1", "Q2", "Q3", "Q4")
+    assert page.get_by_role("button", name="Download the results (CSV)").is_visible()
+    assert_healthy(visit)
+    screenshot(page, "song_mood")
+
+
+def _face_result(page, real_face: bool) -> list:
+    """Wait for the result of one picture; with a drawn face the person may need the whole-picture box."""
+    main = page.locator('[data-testid="stMain"]')
+    found = main.locator('[data-testid="stImage"]')
+    no_face = main.get_by_text("No face was found")
+    found.or_(no_face).first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    wait_until_idle(page, timeout_ms=RESULT_TIMEOUT_MS)
+    if real_face:
+        assert no_face.count() == 0, "the detector found no face in a picture it finds faces in"
+    elif no_face.count():
+        page.get_by_text("Score the whole picture as one face").click()
+        wait_until_idle(page, '[data-testid="stMain"] [data-testid="stImage"]', timeout_ms=RESULT_TIMEOUT_MS)
+    assert error_texts(page) == []
+    image = main.locator('[data-testid="stImage"] img').first
+    assert page.evaluate("img => img.complete && img.naturalWidth > 0", image.element_handle())
+    caption = main.locator('[data-testid="stImage"]').first.inner_text()
+    assert ("1 face(s) found" if real_face else "face(s) found") in caption, caption
+    bars = main.locator('[data-testid="stPlotlyChart"]').filter(has_text="Face 1:")
+    bars.first.wait_for(state="visible")
+    texts = chart_texts(bars.first)
+    for expression in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"):
+        assert expression in texts
+    assert bars.first.locator(".bars .point").count() == 7  # one bar per expression
+    return texts
+
+
+def test_face_page_shows_boxes_and_probabilities_for_an_uploaded_photo(visit, server, face_pictures):
+    if not cards.DEFAULT_MODELS["face"].exists():
+        pytest.skip("the default face model is not trained")
+    page = open_page(visit, server, "face_expression", "Face expression")
+    page.get_by_role("tab", name=re.compile(r"Photo$")).click()
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        files=[{"name": "me.png", "mimeType": "image/png", "buffer": face_pictures.photo_png}])
+    _face_result(page, face_pictures.real)
+    assert_healthy(visit)
+    screenshot(page, "face_expression_photo")
+
+
+def test_face_page_reads_a_picture_taken_with_the_webcam(visit, server, face_pictures):
+    if not cards.DEFAULT_MODELS["face"].exists():
+        pytest.skip("the default face model is not trained")
+    page = open_page(visit, server, "face_expression", "Face expression")
+    page.get_by_role("tab", name=re.compile(r"Webcam$")).click()
+    camera = page.locator('[data-testid="stCameraInput"]')
+    take, clear = (camera.get_by_role("button", name=name) for name in ("Take photo", "Clear photo"))
+    # As a person would: wait to see yourself, click, and click again if no picture was taken.
+    # Streamlit restarts the stream when the widget's width settles (1 s debounce), and a click
+    # during a restart takes nothing; a new stream's first frames can be black.
+    deadline = time.monotonic() + 60
+    while not clear.is_visible():
+        assert time.monotonic() < deadline, "no picture after 60 s of clicking 'Take photo'"
+        page.wait_for_function(CAMERA_SHOWS_A_PICTURE)
+        if take.is_visible():
+            take.click()
+        clear.or_(take).first.wait_for(state="visible")
+        page.wait_for_timeout(1500)
+    _face_result(page, face_pictures.real)
+    assert_healthy(visit)
+    screenshot(page, "face_expression_webcam")
+
+
+def test_compare_page_tables_the_trained_variants(visit, server):
+    if not (ROOT / "pages" / "compare_variants.py").exists():
+        pytest.skip("pages/compare_variants.py is not written yet")
+    from core.variants import DEFAULT, trained_variants
+
+    tasks = {"song": "Song mood (CRNN)", "face": "Face expression (CNN)"}
+    zoos = {task: trained_variants(task) for task in tasks}
+    ready = [task for task, zoo in zoos.items() if DEFAULT in zoo and len(zoo) >= 2]
+    if not ready:
+        pytest.skip("no task has two trained variants in models/ (train the zoo first)")
+    page = open_page(visit, server, "compare_variants", "Compare variants")
+    for task in ready:
+        page.locator('[data-testid="stRadio"] label').filter(has_text=tasks[task]).click()
+        wait_until_idle(page, f'[data-testid="stMain"] [data-testid="stDataFrame"]')
+        page.wait_for_function("() => document.querySelector('[data-testid=\"stMain\"] "
+                               "[data-testid=\"stDataFrame\"] [role=gridcell]') !== null")
+        cells = grid_cells(page)
+        assert f"★ {DEFAULT}" in cells, cells                # the default row, starred
+        others = [name for name in zoos[task] if name != DEFAULT]
+        assert any(name in cells for name in others), (others, cells)
+        assert page.locator('[data-testid="stMain"] [data-testid="stPlotlyChart"]').count() >= 2
+        assert error_texts(page) == []
+        assert_healthy(visit)
+        screenshot(page, f"compare_variants_{task}")
