@@ -74,9 +74,8 @@ def main() -> None:
     print(f"windows per song: {len(first['windows'])}")
 
     decode = timed(lambda: audio.decode_audio(data), args.repeats)
-    song = audio.load_song(data)
-    features = timed(lambda: audio.song_windows(audio.load_song(data).samples), args.repeats)
-    _, windows = audio.song_windows(song.samples)
+    features = timed(lambda: audio.load_song_windows(data), args.repeats)
+    _, _, windows = audio.load_song_windows(data)
     model = timed(lambda: runner(windows), args.repeats)
     whole = timed(lambda: predict_song(runner, data), args.repeats)
     med = statistics.median

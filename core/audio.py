@@ -7,12 +7,19 @@ mel power spectrogram (n_fft 2048, hop 1024, 128 bands), power_to_db(ref=np.max)
 
 from __future__ import annotations
 
+import contextlib
 import io
+import queue
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 
 import librosa
 import numpy as np
 import soundfile as sf
+import soxr
+from threadpoolctl import ThreadpoolController
 
 from core.errors import InputError
 
@@ -26,6 +33,8 @@ WINDOW_FRAMES = 1 + WINDOW_SAMPLES // HOP_LENGTH        # 646
 # Windows of a long song start at most 215 frames (9.98 s) apart, on whole frames, so each
 # window's frames are frames of the whole song's spectrogram.
 WINDOW_HOP_FRAMES = 215
+# Up to 5 s over 30 s a song is one window, its first 30 s, as in the recipe.
+ONE_WINDOW_MAX_SAMPLES = WINDOW_SAMPLES + WINDOW_HOP_FRAMES * HOP_LENGTH // 2
 
 SUPPORTED_FORMATS = ("mp3", "wav", "flac", "ogg")
 MIN_DURATION_S = 1.0
@@ -105,26 +114,41 @@ def load_song(data: bytes) -> Song:
     """Decode bytes to the recipe's mono 22,050 Hz signal, checking length and level."""
     samples, sample_rate_hz, fmt = decode_audio(data)
     duration_s = len(samples) / sample_rate_hz
+    mono = to_mono(samples)
+    _check_song(duration_s, float(np.max(np.abs(mono))) if len(mono) else 0.0)
+    if sample_rate_hz != SAMPLE_RATE_HZ:
+        mono = librosa.resample(mono, orig_sr=sample_rate_hz, target_sr=SAMPLE_RATE_HZ, res_type="soxr_hq")
+    return Song(np.ascontiguousarray(mono, dtype=np.float32), duration_s, sample_rate_hz,
+                samples.shape[1], fmt)
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """(n, channels) float32 -> (n,) float32, librosa.to_mono's channel mean.
+
+    One matrix-vector product: numpy's mean over a 2-wide axis is ten times slower, and for 1 or 2
+    channels the weights 1 and 0.5 are exact. A NaN or infinite sample gives a NaN or infinite mean.
+    """
+    with np.errstate(invalid="ignore"):  # inf and -inf in two channels: NaN, refused by _check_song
+        return samples @ np.full(samples.shape[1], 1.0 / samples.shape[1], dtype=np.float32)
+
+
+def _check_song(duration_s: float, peak: float) -> None:
+    """Refuse a song too long or short, damaged, silent or far over full scale.
+
+    peak: max |mono sample|, NaN or infinite when a sample is (so no separate pass over the samples).
+    """
     if duration_s > MAX_DURATION_S + 1:
         raise _too_long(duration_s)
     if duration_s < MIN_DURATION_S:
         raise InputError(f"The clip is only {duration_s:.2f} s long; at least {MIN_DURATION_S:.0f} s "
                          "of music is needed to hear a mood.")
-    if not np.all(np.isfinite(samples)):
+    if not np.isfinite(peak):
         raise InputError("The file's samples contain invalid values (NaN or infinity): it is damaged.")
-    # librosa.to_mono's channel mean, as one matrix-vector product: numpy's mean over a
-    # 2-wide axis is ten times slower, and for 1 or 2 channels the weights 1 and 0.5 are exact.
-    mono = samples @ np.full(samples.shape[1], 1.0 / samples.shape[1], dtype=np.float32)
-    peak = float(np.max(np.abs(mono)))
     if peak < SILENCE_PEAK:
         raise InputError("The song is silent (no sound above -80 dBFS), so it has no mood to read.")
     if peak > MAX_PEAK:
         raise InputError(f"The file's samples go far beyond full scale (peak {peak:.3g}; sound lies "
                          "within -1..1): it is damaged or not audio. Export it again as 16- or 24-bit audio.")
-    if sample_rate_hz != SAMPLE_RATE_HZ:
-        mono = librosa.resample(mono, orig_sr=sample_rate_hz, target_sr=SAMPLE_RATE_HZ, res_type="soxr_hq")
-    return Song(np.ascontiguousarray(mono, dtype=np.float32), duration_s, sample_rate_hz,
-                samples.shape[1], fmt)
 
 
 def mel_power(y: np.ndarray) -> np.ndarray:
@@ -155,10 +179,256 @@ def song_windows(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     first at 0 s and the last ending at the song's end; each window is scaled to its own max as in
     the recipe.
     """
-    if len(y) <= WINDOW_SAMPLES + WINDOW_HOP_FRAMES * HOP_LENGTH // 2:
-        return np.zeros(1), logmel(y)[None]  # up to 5 s over 30 s: the first 30 s, as in the recipe
+    if len(y) <= ONE_WINDOW_MAX_SAMPLES:
+        return np.zeros(1), logmel(y)[None]
     power = mel_power(y)
-    last = power.shape[1] - WINDOW_FRAMES
-    starts = np.linspace(0, last, int(np.ceil(last / WINDOW_HOP_FRAMES)) + 1).round().astype(int)
+    starts = window_starts(power.shape[1])
     features = np.stack([to_db(power[:, s:s + WINDOW_FRAMES]) for s in starts])
-    return np.array(starts) * HOP_LENGTH / SAMPLE_RATE_HZ, features
+    return starts * HOP_LENGTH / SAMPLE_RATE_HZ, features
+
+
+def window_starts(n_frames: int) -> np.ndarray:
+    """First frame of each window of a long song whose spectrogram has n_frames frames -> (k,) int."""
+    last = n_frames - WINDOW_FRAMES
+    return np.linspace(0, last, int(np.ceil(last / WINDOW_HOP_FRAMES)) + 1).round().astype(int)
+
+
+# --- Bytes to windows in one pass: decoding overlapped with the features ------------------------
+# `load_song_windows` decodes a song in blocks on a second thread (libsndfile, called through cffi,
+# releases the GIL) while the calling thread turns the blocks already decoded into mono, 22,050 Hz
+# and log-mel frames. Each step computes what `load_song` and `song_windows` compute, in pieces:
+# soxr's streaming resampler gives its one-shot output, each STFT frame is librosa's, and the
+# windows are cut from dB frames computed once. tests/test_audio.py checks that the two agree.
+
+DECODE_BLOCK_FRAMES = 32768  # frames per decoded block: 0.74 s at 44.1 kHz
+DECODE_AHEAD_BLOCKS = 16     # blocks decoded ahead of the features at most (bounds memory)
+# Mel frames are computed in runs of at least this many: BLAS may sum a product of a few rows
+# differently from the whole-song product (seen with under 8 here).
+MIN_RUN_FRAMES = 64
+_PAD = N_FFT // 2            # librosa's centring: zeros before the first and after the last sample
+AMIN = 1e-10                 # librosa.power_to_db's floor on power
+
+
+def load_song_windows(data: bytes) -> tuple[Song, np.ndarray, np.ndarray]:
+    """Bytes -> (song, start_s (k,), features (k, 646, 128) float32 dB): what `load_song` then
+    `song_windows` give, with the decoding overlapped with the rest.
+
+    Raises InputError, as `load_song` does, for a file that is not a usable song.
+    """
+    with _one_blas_thread(), _open_audio(data) as f, contextlib.closing(_decoded_ahead(f)) as blocks:
+        stream = _FeatureStream(f.samplerate, f.frames)
+        n_in, peak = 0, 0.0
+        for block in blocks:
+            mono = to_mono(block)
+            n_in += len(mono)
+            if len(mono):
+                peak = float(np.maximum(peak, np.max(np.abs(mono))))  # NaN stays NaN
+            if peak <= MAX_PEAK:  # False for NaN: a song that will be refused needs no features
+                stream.push(mono)
+        _check_song(n_in / f.samplerate, peak)
+        y = stream.finish(n_in)
+        song = Song(y, n_in / f.samplerate, f.samplerate, f.channels, f.format)
+        if len(y) > ONE_WINDOW_MAX_SAMPLES:
+            return song, *stream.windows()
+    return song, np.zeros(1), logmel(y)[None]  # the recipe itself, as `song_windows` computes it
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit = None
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """OpenBLAS on one thread while any song is analysed (process-wide; the last one out restores).
+
+    The mel products are many small matrix products beside the decoding thread: on 2 cores under
+    load, OpenBLAS's second thread made a 3-minute song take seconds instead of a few hundred ms.
+    """
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limit = _blas_controller().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+
+
+@cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _decoded_ahead(f: sf.SoundFile) -> Iterator[np.ndarray]:
+    """The blocks of an open file, (n, channels) float32 each, decoded ahead on a second thread.
+
+    Read errors come out as InputError. Close the iterator before the file: that stops the thread.
+    """
+    blocks: queue.Queue = queue.Queue(maxsize=DECODE_AHEAD_BLOCKS)
+    stop = threading.Event()
+
+    def decode() -> None:
+        try:
+            while not stop.is_set():
+                block = _read_block(f, DECODE_BLOCK_FRAMES)
+                blocks.put(block)
+                if block is None:
+                    return
+        except _READ_ERRORS as e:
+            blocks.put(_unreadable(e))
+        except BaseException as e:  # noqa: BLE001 - handed to the reading thread, raised there
+            blocks.put(e)
+
+    thread = threading.Thread(target=decode, name="decode-song", daemon=True)
+    thread.start()
+    try:
+        while (block := blocks.get()) is not None:
+            if isinstance(block, BaseException):
+                raise block
+            yield block
+    finally:
+        stop.set()
+        while thread.is_alive():  # a thread waiting on a full queue needs room to see the stop
+            with contextlib.suppress(queue.Empty):
+                blocks.get(timeout=0.01)
+
+
+def _read_block(f: sf.SoundFile, frames: int) -> np.ndarray | None:
+    """The next (up to `frames`, channels) float32 frames of an open file; None at its end.
+
+    Calls libsndfile's sf_readf_float itself: SoundFile.read seeks to its own position after each
+    read, and for mp3 that seek restarts the decoder, so small blocks read through it can differ
+    from one whole read (seen: up to 0.004 near a block's start). Without the seek they are equal.
+    """
+    block = np.empty((frames, f.channels), np.float32)
+    n = sf._snd.sf_readf_float(f._file, sf._ffi.cast("float *", block.ctypes.data), frames)
+    error = sf._snd.sf_error(f._file)
+    if error:
+        raise sf.LibsndfileError(error)
+    return block[:n] if n > 0 else None
+
+
+class _FeatureStream:
+    """Mono blocks at the song's rate in; the 22,050 Hz signal, and its log-mel frames as soon as
+    their samples are there.
+
+    Frames are computed ahead only when the header says the song is long enough to be cut in
+    windows; a clip of about 30 s gets the recipe whole from `logmel`.
+    """
+
+    def __init__(self, sample_rate_hz: int, expected_frames: int):
+        self.resampler = None if sample_rate_hz == SAMPLE_RATE_HZ else soxr.ResampleStream(
+            sample_rate_hz, SAMPLE_RATE_HZ, 1, dtype="float32", quality="HQ")  # librosa's soxr_hq
+        self.sample_rate_hz = sample_rate_hz
+        expected = _resampled_length(min(max(expected_frames, 0), int((MAX_DURATION_S + 2) * sample_rate_hz)),
+                                     sample_rate_hz)
+        self.padded = np.zeros(_PAD + expected + N_FFT, np.float32)  # signal after _PAD zeros
+        self.end = _PAD                       # end of the signal written so far, in `padded`
+        self.db = np.empty((len(self.padded) // HOP_LENGTH + 1, N_MELS), np.float32)
+        self.frame_peak = np.empty(len(self.db), np.float32)  # max mel power of each frame
+        self.done = 0                         # frames computed
+        self.ahead = expected > ONE_WINDOW_MAX_SAMPLES
+
+    def push(self, mono: np.ndarray) -> None:
+        """Take the next (n,) float32 samples at the song's rate."""
+        self._append(self.resampler.resample_chunk(mono) if self.resampler else mono)
+        # Frames that end a hop short of the signal so far: its last samples may yet be cut.
+        ready = (self.end - HOP_LENGTH - N_FFT) // HOP_LENGTH + 1
+        if self.ahead and ready - self.done >= MIN_RUN_FRAMES:
+            self._frames(self.done, ready)
+
+    def finish(self, n_in: int) -> np.ndarray:
+        """After the last block (n_in samples in all) -> the song at 22,050 Hz, (n,) float32,
+        exactly `load_song`'s: the resampler's tail, then librosa.resample's fix_length."""
+        if self.resampler:
+            self._append(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        n = _resampled_length(n_in, self.sample_rate_hz)
+        if _PAD + n < self.end:
+            self.padded[_PAD + n:self.end] = 0
+            if self.done and (self.done - 1) * HOP_LENGTH + N_FFT > _PAD + n:
+                self.done = 0  # cut more than a hop: frames computed ahead saw cut samples
+        self._append(np.zeros(max(0, _PAD + n + _PAD - self.end), np.float32))
+        self.end = _PAD + n
+        return self.padded[_PAD:self.end]
+
+    def windows(self) -> tuple[np.ndarray, np.ndarray]:
+        """After `finish`, for a long song -> (start_s (k,), features (k, 646, 128) float32 dB),
+        equal to `song_windows` of the finished signal."""
+        n_frames = 1 + (self.end - _PAD) // HOP_LENGTH
+        self._frames(min(self.done, max(0, n_frames - MIN_RUN_FRAMES)), n_frames)
+        starts = window_starts(n_frames)
+        return starts * HOP_LENGTH / SAMPLE_RATE_HZ, windows_db(self.db, self.frame_peak, starts)
+
+    def _append(self, y: np.ndarray) -> None:
+        if self.end + len(y) > len(self.padded):
+            self._grow(2 * (self.end + len(y)))
+        self.padded[self.end:self.end + len(y)] = y
+        self.end += len(y)
+
+    def _grow(self, n: int) -> None:
+        self.padded = np.concatenate([self.padded, np.zeros(n - len(self.padded), np.float32)])
+        rows = len(self.padded) // HOP_LENGTH + 1 - len(self.db)
+        self.db = np.concatenate([self.db, np.empty((rows, N_MELS), np.float32)])
+        self.frame_peak = np.concatenate([self.frame_peak, np.empty(rows, np.float32)])
+
+    def _frames(self, first: int, stop: int) -> None:
+        power = mel_frames(self.padded, first, stop)
+        self.frame_peak[first:stop] = power.max(axis=1)
+        self.db[first:stop] = power_db(power)
+        self.done = stop
+
+
+def _resampled_length(n: int, sample_rate_hz: int) -> int:
+    """Samples after librosa.resample(orig_sr=sample_rate_hz, target_sr=22,050) of n samples."""
+    if sample_rate_hz == SAMPLE_RATE_HZ:
+        return n
+    return int(np.ceil(n * (float(SAMPLE_RATE_HZ) / sample_rate_hz)))
+
+
+def mel_frames(padded: np.ndarray, first: int, stop: int) -> np.ndarray:
+    """Mel power of frames first..stop-1 of a 22,050 Hz signal after N_FFT // 2 zeros ->
+    (stop - first, 128) float32, row t equal to column t of `mel_power` of the whole signal.
+
+    librosa's arithmetic step by step: float64 Hann window times float32 samples, float64 rfft
+    rounded to complex64, |X|^2 in float32, then the float32 mel matrix.
+    """
+    samples = padded[first * HOP_LENGTH:(stop - 1) * HOP_LENGTH + N_FFT]
+    frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT)[::HOP_LENGTH]
+    power = np.abs(np.fft.rfft(frames * _hann(), axis=-1).astype(np.complex64))
+    np.square(power, out=power)
+    return power @ _mel_basis().T
+
+
+def power_db(power: np.ndarray) -> np.ndarray:
+    """Power -> 10 log10(max(power, 1e-10)), the same shape in float32 dB, before any reference."""
+    return 10.0 * np.log10(np.maximum(AMIN, power))
+
+
+def windows_db(db: np.ndarray, frame_peak: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Windows from a song's dB frames -> (k, 646, 128) float32, each as `to_db` scales it.
+
+    db: (n_frames, 128) float32 `power_db` of the mel power; frame_peak: (n_frames,) float32 max mel
+    power of each frame; starts: (k,) first frame of each window. Each window's max is its 0 dB
+    (power_to_db(ref=np.max)), and its floor 80 dB below its max.
+    """
+    features = db[starts[:, None] + np.arange(WINDOW_FRAMES)]
+    ref = np.array([frame_peak[s:s + WINDOW_FRAMES].max() for s in starts])
+    features -= power_db(ref)[:, None, None]
+    return np.maximum(features, features.max(axis=(1, 2), keepdims=True) - 80.0, out=features)
+
+
+@cache
+def _hann() -> np.ndarray:
+    """librosa.stft's window: (2048,) float64 periodic Hann."""
+    return librosa.filters.get_window("hann", N_FFT, fftbins=True)
+
+
+@cache
+def _mel_basis() -> np.ndarray:
+    """librosa.feature.melspectrogram's filters: (128, 1025) float32, Slaney."""
+    return librosa.filters.mel(sr=SAMPLE_RATE_HZ, n_fft=N_FFT, n_mels=N_MELS)

@@ -86,8 +86,7 @@ def _AlwaysOn(base):
 
 def predict_song(runner: ModelRunner, data: bytes, name: str = "") -> dict:
     """Bytes of a song -> its mood: mean over 30-s windows, and the path through the windows."""
-    song = audio.load_song(data)
-    starts_s, features = audio.song_windows(song.samples)
+    song, starts_s, features = audio.load_song_windows(data)
     values = runner(features)
     valence, arousal = (float(v) for v in values.mean(axis=0))
     q = int(quadrant(valence, arousal))

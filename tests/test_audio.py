@@ -1,7 +1,10 @@
 import csv
+import io
+import threading
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from core import audio
 from core.errors import InputError
@@ -17,10 +20,15 @@ def test_features_of_the_20_demo_clips_match_the_stored_rows():
         clips = list(csv.DictReader(f))
     assert len(clips) == 20
     for clip in clips:
-        song = audio.load_song((MUSIC_DIR / "clips" / clip["file"]).read_bytes())
+        data = (MUSIC_DIR / "clips" / clip["file"]).read_bytes()
+        song = audio.load_song(data)
         features = audio.logmel(song.samples).astype(np.float16)
         assert features.shape == (646, 128)
         np.testing.assert_array_equal(features, stored[rows[clip["song_id"]]], err_msg=clip["file"])
+        _, starts, streamed = audio.load_song_windows(data)  # the app's path: decoding overlapped
+        assert starts.tolist() == [0.0]
+        np.testing.assert_array_equal(streamed[0].astype(np.float16), stored[rows[clip["song_id"]]],
+                                      err_msg=clip["file"])
 
 
 def test_logmel_pads_a_short_clip_to_646_frames_in_db():
@@ -71,11 +79,12 @@ BAD_SONGS = {
 }
 
 
+@pytest.mark.parametrize("load", [audio.load_song, audio.load_song_windows])
 @pytest.mark.parametrize("name", BAD_SONGS)
-def test_bad_songs_get_a_clear_error(name):
+def test_bad_songs_get_a_clear_error(name, load):
     data, expected = BAD_SONGS[name]
     with pytest.raises(InputError, match=expected):
-        audio.load_song(data)
+        load(data)
 
 
 def test_a_song_over_the_limit_is_refused_before_decoding():
@@ -85,12 +94,64 @@ def test_a_song_over_the_limit_is_refused_before_decoding():
         audio.load_song(data)
 
 
-def test_a_truncated_mp3_gives_a_result_or_a_clear_error(real_clip):
+@pytest.mark.parametrize("load", [audio.load_song, lambda data: audio.load_song_windows(data)[0]])
+def test_a_truncated_mp3_gives_a_result_or_a_clear_error(real_clip, load):
     name, data = real_clip
     for cut in (len(data) // 2, 2000, 200):
         try:
-            song = audio.load_song(data[:cut])
+            song = load(data[:cut])
         except InputError as e:
             assert "audio" in str(e) or "long" in str(e)
         else:
             assert song.duration_s > 0
+
+
+def _encoded(y: np.ndarray, sample_rate_hz: int, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, y, sample_rate_hz, format=fmt)
+    return buffer.getvalue()
+
+
+LONG_SONGS = {
+    "95 s, 44.1 kHz stereo wav": lambda: wav_bytes(music_like(95.0, 44100, channels=2, seed=1), 44100),
+    "70 s, 48 kHz 6-channel wav": lambda: wav_bytes(music_like(70.0, 48000, channels=6, seed=2), 48000),
+    "100 s, 22.05 kHz mono wav (no resampling)": lambda: wav_bytes(music_like(100.0, seed=3), 22050),
+    "65 s, 32 kHz stereo ogg": lambda: _encoded(music_like(65.0, 32000, channels=2, seed=4), 32000, "OGG"),
+    "50 s, 44.1 kHz stereo mp3": lambda: _encoded(music_like(50.0, 44100, channels=2, seed=5), 44100, "MP3"),
+}
+
+
+@pytest.mark.parametrize("name", LONG_SONGS)
+def test_streamed_windows_of_a_long_song_equal_the_plain_path(name):
+    data = LONG_SONGS[name]()
+    song, starts, windows = audio.load_song_windows(data)
+    plain = audio.load_song(data)
+    np.testing.assert_array_equal(song.samples, plain.samples)  # streamed decode + resampling
+    assert song.duration_s == plain.duration_s and song.original_channels == plain.original_channels
+    with audio._one_blas_thread():  # the mel product's sums depend on OpenBLAS's thread count
+        plain_starts, plain_windows = audio.song_windows(plain.samples)
+    np.testing.assert_array_equal(starts, plain_starts)
+    np.testing.assert_array_equal(windows, plain_windows)
+    # against the plain path on OpenBLAS's own threads: float rounding only (measured: < 2e-5 dB)
+    np.testing.assert_allclose(windows, audio.song_windows(plain.samples)[1], rtol=0, atol=1e-4)
+
+
+def test_small_decoded_blocks_of_an_mp3_equal_one_whole_read(monkeypatch):
+    # SoundFile.read in blocks of 4,096 differs from one read on this mp3 (its seek after each
+    # read restarts the decoder); the streamed path reads without seeking.
+    data = _encoded(music_like(40.0, 44100, channels=2), 44100, "MP3")
+    monkeypatch.setattr(audio, "DECODE_BLOCK_FRAMES", 4096)
+    song, _, windows = audio.load_song_windows(data)
+    plain = audio.load_song(data)
+    np.testing.assert_array_equal(song.samples, plain.samples)
+    with audio._one_blas_thread():
+        np.testing.assert_array_equal(windows, audio.song_windows(plain.samples)[1])
+
+
+def test_a_refused_song_stops_the_decoding_thread_and_restores_blas_threads():
+    blas_threads = [lib["num_threads"] for lib in audio._blas_controller().info()]
+    loud = music_like(60.0, 44100) * 1e6  # far over full scale, found in the first block
+    with pytest.raises(InputError, match="beyond full scale"):
+        audio.load_song_windows(wav_bytes(loud, 44100, subtype="FLOAT"))
+    assert not [t for t in threading.enumerate() if t.name == "decode-song"]
+    assert [lib["num_threads"] for lib in audio._blas_controller().info()] == blas_threads
