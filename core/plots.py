@@ -107,12 +107,15 @@ def learning_curves(curves_by_name: dict[str, dict[str, list[float]]], title: st
 def parallel_coordinates(rows: list[dict], choices: tuple[str, ...], metrics: tuple[str, ...],
                          title: str = "Choices and metrics") -> go.Figure:
     """One line a variant across its layer choices and validation metrics (rows as
-    core.compare.variant_rows gives them); text choices become labelled ticks."""
+    core.compare.variant_rows gives them); text choices become labelled ticks. A choice that is
+    the same for every row shown is left out (it explains no difference)."""
     dimensions = []
     for column in (*choices, *metrics):
         values = [row[column] for row in rows]
+        if column in choices and len({str(v) for v in values}) == 1:
+            continue
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            dimensions.append(dict(label=column, values=values))
+            dimensions.append(dict(label=column, values=values, tickformat=".3~f"))
         else:
             labels = sorted({str(v) for v in values})
             dimensions.append(dict(label=column, values=[labels.index(str(v)) for v in values],

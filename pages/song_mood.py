@@ -56,7 +56,8 @@ if uploads:
                                                  "duration_s")} for r in results])
         st.dataframe(table, hide_index=True, column_config={
             "valence": st.column_config.NumberColumn(format="%.3f"),
-            "arousal": st.column_config.NumberColumn(format="%.3f")})
+            "arousal": st.column_config.NumberColumn(format="%.3f"),
+            "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f")})
         st.download_button("Download the results (CSV)", table.to_csv(index=False), "moodlens_songs.csv",
                            "text/csv")
         with st.expander("Listen"):
