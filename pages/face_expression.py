@@ -30,14 +30,17 @@ picture = snapshot or photo
 
 
 def show_result(image, result: dict) -> None:
+    """The picture with its boxes beside the faces' probability charts (two charts a row)."""
     found = result["faces"]
-    st.image(faces.draw_faces(image, [f["box"] for f in found], [f["label"] for f in found]),
-             caption=f"{len(found)} face(s) found", width="stretch")
-    columns = st.columns(min(len(found), 3))
-    for i, face in enumerate(found):
-        with columns[i % len(columns)]:
-            st.plotly_chart(plots.probability_bars(face["probabilities"], f"Face {i + 1}: {face['label']}"),
-                            key=f"face_{i}")
+    picture_column, charts_column = st.columns([3, 2])
+    picture_column.image(faces.draw_faces(image, [f["box"] for f in found], [f["label"] for f in found]),
+                         caption=f"{len(found)} face(s) found", width="stretch")
+    with charts_column:
+        columns = st.columns(2 if len(found) > 1 else 1)
+        for i, face in enumerate(found):
+            with columns[i % len(columns)]:
+                st.plotly_chart(plots.probability_bars(face["probabilities"], f"Face {i + 1}: {face['label']}"),
+                                key=f"face_{i}")
 
 
 if picture is not None:
