@@ -46,12 +46,15 @@ def three_minute_mp3() -> tuple[bytes, str]:
     return buffer.getvalue(), source
 
 
-def timed(fn, repeats: int) -> list[float]:
-    times = []
+def timed_rounds(stages: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds per run of each stage, the stages taking turns in every round, so that a change in
+    the machine's load (it is shared) reaches all of them alike."""
+    times = {name: [] for name in stages}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
+        for name, fn in stages.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -73,19 +76,22 @@ def main() -> None:
     print(f"model load: {load_s:.2f} s; first prediction after start-up (traces the model): {first_s:.2f} s")
     print(f"windows per song: {len(first['windows'])}")
 
-    decode = timed(lambda: audio.decode_audio(data), args.repeats)
-    features = timed(lambda: audio.load_song_windows(data), args.repeats)
     _, _, windows = audio.load_song_windows(data)
-    model = timed(lambda: runner(windows), args.repeats)
-    whole = timed(lambda: predict_song(runner, data), args.repeats)
-    med = statistics.median
-    print(f"median of {args.repeats} runs:")
-    print(f"  decode alone                         {med(decode) * 1000:7.0f} ms")
-    print(f"  decode + resample + features         {med(features) * 1000:7.0f} ms")
-    print(f"  model on all windows                 {med(model) * 1000:7.0f} ms")
-    print(f"  bytes -> finished result             {med(whole) * 1000:7.0f} ms")
-    print(f"  ratio result / decode                {med(whole) / med(decode):7.2f}  (goal < 2)")
-
+    load_before = os.getloadavg()[0]
+    times = timed_rounds({"decode": lambda: audio.decode_audio(data),
+                          "features": lambda: audio.load_song_windows(data),
+                          "model": lambda: runner(windows),
+                          "whole": lambda: predict_song(runner, data)}, args.repeats)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    ratios = [w / d for w, d in zip(times["whole"], times["decode"])]
+    print(f"median of {args.repeats} rounds (load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs):")
+    print(f"  decode alone                         {med['decode'] * 1000:7.0f} ms")
+    print(f"  decode + resample + features         {med['features'] * 1000:7.0f} ms")
+    print(f"  model on all windows                 {med['model'] * 1000:7.0f} ms")
+    print(f"  bytes -> finished result             {med['whole'] * 1000:7.0f} ms")
+    print(f"  ratio result / decode                {med['whole'] / med['decode']:7.2f}  (goal < 2)")
+    print(f"  same, median of the rounds' ratios   {statistics.median(ratios):7.2f}")
 
 if __name__ == "__main__":
     main()

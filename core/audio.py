@@ -8,6 +8,7 @@ mel power spectrogram (n_fft 2048, hop 1024, 128 bands), power_to_db(ref=np.max)
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import queue
 import threading
@@ -234,21 +235,26 @@ def load_song_windows(data: bytes) -> tuple[Song, np.ndarray, np.ndarray]:
 
 
 _blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limit = None
+_blas_users = 0            # calls inside _one_blas_thread now, on any thread
+_blas_before: list = []    # the thread counts to restore when the last one leaves
 
 
 @contextlib.contextmanager
 def _one_blas_thread() -> Iterator[None]:
-    """OpenBLAS on one thread while any song is analysed (process-wide; the last one out restores).
+    """OpenBLAS on one thread while any song is analysed, process-wide; the last one out restores.
 
-    The mel products are many small matrix products beside the decoding thread: on 2 cores under
-    load, OpenBLAS's second thread made a 3-minute song take seconds instead of a few hundred ms.
+    The mel products are small and many, beside the decoding thread: on 2 cores under load,
+    OpenBLAS's second thread made a 3-minute song take seconds instead of a few hundred ms.
+    Set with openblas_set_num_threads_local (OpenBLAS >= 0.3.27), which every thread's calls
+    obey; the older openblas_set_num_threads (what threadpoolctl sets) is not obeyed by calls from
+    a thread other than the main one, where the pages run (measured with OpenBLAS 0.3.31). Both
+    are process-wide, hence the count of users. Without it (another BLAS), products run as BLAS
+    chooses: slower under load.
     """
-    global _blas_users, _blas_limit
+    global _blas_users, _blas_before
     with _blas_lock:
         if _blas_users == 0:
-            _blas_limit = _blas_controller().limit(limits=1, user_api="blas")
+            _blas_before = [set_threads(1) for set_threads in _blas_thread_setters()]
         _blas_users += 1
     try:
         yield
@@ -256,12 +262,23 @@ def _one_blas_thread() -> Iterator[None]:
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
-                _blas_limit.restore_original_limits()
+                for set_threads, n in zip(_blas_thread_setters(), _blas_before):
+                    set_threads(n)
 
 
 @cache
-def _blas_controller() -> ThreadpoolController:
-    return ThreadpoolController()
+def _blas_thread_setters() -> tuple:
+    """openblas_set_num_threads_local of each OpenBLAS loaded: (n) -> the count it replaces."""
+    setters = []
+    for library in ThreadpoolController().select(internal_api="openblas").info():
+        functions = ctypes.CDLL(library["filepath"])  # already loaded: the same library
+        for name in ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local64_"):
+            if hasattr(functions, name):
+                set_threads = getattr(functions, name)
+                set_threads.argtypes, set_threads.restype = [ctypes.c_int], ctypes.c_int
+                setters.append(set_threads)
+                break
+    return tuple(setters)
 
 
 def _decoded_ahead(f: sf.SoundFile) -> Iterator[np.ndarray]:

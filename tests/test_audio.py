@@ -148,10 +148,30 @@ def test_small_decoded_blocks_of_an_mp3_equal_one_whole_read(monkeypatch):
         np.testing.assert_array_equal(windows, audio.song_windows(plain.samples)[1])
 
 
+def _blas_threads_of_this_thread() -> list[int]:
+    counts = [set_threads(1) for set_threads in audio._blas_thread_setters()]
+    for set_threads, n in zip(audio._blas_thread_setters(), counts):
+        set_threads(n)
+    return counts
+
+
 def test_a_refused_song_stops_the_decoding_thread_and_restores_blas_threads():
-    blas_threads = [lib["num_threads"] for lib in audio._blas_controller().info()]
+    blas_threads = _blas_threads_of_this_thread()
     loud = music_like(60.0, 44100) * 1e6  # far over full scale, found in the first block
     with pytest.raises(InputError, match="beyond full scale"):
         audio.load_song_windows(wav_bytes(loud, 44100, subtype="FLOAT"))
     assert not [t for t in threading.enumerate() if t.name == "decode-song"]
-    assert [lib["num_threads"] for lib in audio._blas_controller().info()] == blas_threads
+    assert _blas_threads_of_this_thread() == blas_threads
+
+
+def test_songs_analysed_on_several_threads_at_once_get_the_same_windows():
+    # A page session runs on its own thread: the one-BLAS-thread setting must hold there too,
+    # and only there (the products' sums differ with OpenBLAS's thread count).
+    from concurrent.futures import ThreadPoolExecutor
+
+    songs = [wav_bytes(music_like(50.0 + 10 * i, 44100, channels=2, seed=i), 44100) for i in range(3)]
+    alone = [audio.load_song_windows(data)[2] for data in songs]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda data: audio.load_song_windows(data)[2], songs * 2))
+    for k, windows in enumerate(together):
+        np.testing.assert_array_equal(windows, alone[k % 3])
