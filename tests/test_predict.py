@@ -32,6 +32,14 @@ def test_a_long_song_gets_a_mood_that_is_the_mean_of_its_windows(song_runner):
     assert result["arousal"] == pytest.approx(np.mean([w["arousal"] for w in windows]), abs=1e-6)
 
 
+def test_a_song_is_scored_on_the_windows_of_the_plain_path(song_runner):
+    data = wav_bytes(music_like(70.0, 44100, channels=2, seed=3), 44100)
+    scored = predict_song(song_runner, data)["windows"]
+    _, windows = audio.song_windows(audio.load_song(data).samples)
+    np.testing.assert_allclose([[w["valence"], w["arousal"]] for w in scored], song_runner(windows),
+                               rtol=0, atol=1e-5)
+
+
 def test_the_runner_is_safe_to_call_from_several_threads(song_runner):
     from concurrent.futures import ThreadPoolExecutor
 
