@@ -69,8 +69,8 @@ def _open_audio(data: bytes) -> sf.SoundFile:
         raise InputError("The file is empty. Upload a song as mp3, wav, flac or ogg.")
     try:
         f = sf.SoundFile(io.BytesIO(data))
-    except _READ_ERRORS as e:
-        raise _unreadable(e) from None
+    except _READ_ERRORS:
+        raise _unreadable() from None
     try:
         if f.samplerate <= 0 or f.channels <= 0:
             raise InputError("The file has no audio stream. Upload an mp3, wav, flac or ogg file.")
@@ -93,11 +93,11 @@ def _too_long(duration_s: float) -> InputError:
                       f"{MAX_DURATION_S / 60:.0f} minutes. Upload a shorter song or an excerpt.")
 
 
-def _unreadable(e: BaseException) -> InputError:
-    return InputError(
-        "This file could not be read as audio (it may be damaged, cut short or not a sound file: "
-        f"{str(e).split(':')[-1].strip() or type(e).__name__}). Supported formats: "
-        f"{', '.join(SUPPORTED_FORMATS)}.")
+def _unreadable() -> InputError:
+    # No libsndfile detail: for bytes in memory it can be misleading ("File does not exist or is
+    # not a regular file (possibly a pipe?)" for random bytes).
+    return InputError("This file could not be read as audio (it may be damaged, cut short or not a sound "
+                      f"file). Supported formats: {', '.join(SUPPORTED_FORMATS)}.")
 
 
 def decode_audio(data: bytes) -> tuple[np.ndarray, int, str]:
@@ -108,8 +108,8 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int, str]:
     with _open_audio(data) as f:
         try:
             samples = f.read(dtype="float32", always_2d=True)
-        except _READ_ERRORS as e:
-            raise _unreadable(e) from None
+        except _READ_ERRORS:
+            raise _unreadable() from None
         return samples, f.samplerate, f.format
 
 
@@ -301,8 +301,8 @@ def _decoded_ahead(f: sf.SoundFile) -> Iterator[np.ndarray]:
                 blocks.put(block)
                 if block is None:
                     return
-        except _READ_ERRORS as e:
-            blocks.put(_unreadable(e))
+        except _READ_ERRORS:
+            blocks.put(_unreadable())
         except BaseException as e:  # noqa: BLE001 - handed to the reading thread, raised there
             blocks.put(e)
 
