@@ -355,6 +355,7 @@ def test_home_page_links_to_every_page_and_the_link_opens_it(visit, server):
     for label in ("Home", "Song mood", "Face expression"):
         assert label in nav_labels(page)
     links = page.locator('[data-testid="stPageLink"]')
+    links.filter(has_text="Compare variants").wait_for(timeout=30_000)  # the last link drawn
     assert links.filter(has_text="Song mood").count() == 1
     assert links.filter(has_text="Face expression").count() == 1
     assert_healthy(visit)
