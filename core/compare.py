@@ -165,8 +165,7 @@ class PictureInput:
 
 
 def song_input(data: bytes, name: str = "") -> SongInput:
-    song = audio.load_song(data)
-    starts_s, features = audio.song_windows(song.samples)
+    song, starts_s, features = audio.load_song_windows(data)  # decoding overlapped with the features
     return SongInput(name, song.duration_s, starts_s, features)
 
 
