@@ -21,7 +21,7 @@ import numpy as np
 from core import audio, faces
 from core.datasets import EXPRESSIONS
 from core.errors import InputError, ModelFileError
-from core.metrics import QUADRANT_NAMES, quadrant
+from core.predict import ModelRunner, expression_probabilities, song_mood
 from core.variants import DEFAULT, ZOO, model_path, trained_variants
 
 DEFAULT_PASSES = 20  # Monte Carlo dropout passes per input (the page's default N)
@@ -178,14 +178,9 @@ def picture_input(data: bytes, name: str = "", whole_image: bool = False) -> Pic
 
 def song_variant_result(name: str, windows: np.ndarray, starts_s: np.ndarray,
                         samples: np.ndarray | None) -> dict:
-    """One variant's result on a song: mean and path like core.predict.predict_song, plus the
-    Monte Carlo spread of the song's mean when `samples` (passes, windows, 2) is given."""
-    valence, arousal = (float(v) for v in windows.mean(axis=0))
-    q = int(quadrant(valence, arousal))
-    result = {"file": name, "valence": valence, "arousal": arousal, "quadrant": f"Q{q}",
-              "mood": QUADRANT_NAMES[q],
-              "windows": [{"start_s": round(float(s), 2), "valence": float(v), "arousal": float(a)}
-                          for s, (v, a) in zip(starts_s, windows)]}
+    """One variant's result on a song (core.predict.song_mood), plus the Monte Carlo spread of the
+    song's mean when `samples` (passes, windows, 2) is given."""
+    result = song_mood(name, windows, starts_s)
     if samples is not None:
         means = samples.mean(axis=1)  # (passes, 2): the song's mean in each pass
         result["mc"] = {"passes": int(len(means)), "points": means.round(4).tolist(),
@@ -208,20 +203,16 @@ def compare_faces(runners: dict, picture: PictureInput, passes: int = 0) -> dict
         if not len(picture.crops):
             results[name] = []
             continue
-        probabilities = runner(picture.crops)
-        spread = runner.mc_dropout(picture.crops, passes).std(axis=0) if passes else None
-        results[name] = [
-            {"label": EXPRESSIONS[int(p.argmax())],
-             "probabilities": {e: float(v) for e, v in zip(EXPRESSIONS, p)},
-             **({"mc_std": {e: float(s) for e, s in zip(EXPRESSIONS, spread[i])}} if passes else {})}
-            for i, p in enumerate(probabilities)]
+        results[name] = expression_probabilities(runner(picture.crops))
+        if passes:
+            spread = runner.mc_dropout(picture.crops, passes).std(axis=0)
+            for face, face_spread in zip(results[name], spread):
+                face["mc_std"] = {e: float(s) for e, s in zip(EXPRESSIONS, face_spread)}
     return results
 
 
 def load_runners(task: str, names: list[str]) -> dict:
     """ModelRunners of the named variants (checked against their cards), in that order."""
-    from core.predict import ModelRunner
-
     return {name: ModelRunner.load(model_path(task, name)) for name in names}
 
 

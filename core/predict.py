@@ -84,28 +84,36 @@ def _AlwaysOn(base):
     return AlwaysOn
 
 
-def predict_song(runner: ModelRunner, data: bytes, name: str = "") -> dict:
-    """Bytes of a song -> its mood: mean over 30-s windows, and the path through the windows."""
-    song, starts_s, features = audio.load_song_windows(data)
-    values = runner(features)
+def song_mood(name: str, values: np.ndarray, starts_s: np.ndarray) -> dict:
+    """A song's mood from its windows' (valence, arousal), shape (k, 2): their mean, its quadrant,
+    and the path through the windows."""
     valence, arousal = (float(v) for v in values.mean(axis=0))
     q = int(quadrant(valence, arousal))
     return {
-        "file": name, "valence": valence, "arousal": arousal,
-        "quadrant": f"Q{q}", "mood": QUADRANT_NAMES[q], "duration_s": round(song.duration_s, 2),
+        "file": name, "valence": valence, "arousal": arousal, "quadrant": f"Q{q}", "mood": QUADRANT_NAMES[q],
         "windows": [{"start_s": round(float(s), 2), "valence": float(v), "arousal": float(a)}
                     for s, (v, a) in zip(starts_s, values)],
     }
+
+
+def predict_song(runner: ModelRunner, data: bytes, name: str = "") -> dict:
+    """Bytes of a song -> its mood: mean over 30-s windows, and the path through the windows."""
+    song, starts_s, features = audio.load_song_windows(data)
+    return {**song_mood(name, runner(features), starts_s), "duration_s": round(song.duration_s, 2)}
+
+
+def expression_probabilities(probabilities: np.ndarray) -> list[dict]:
+    """(n faces, 7) probabilities -> per face its top label and the 7 probabilities by name."""
+    return [{"label": EXPRESSIONS[int(p.argmax())],
+             "probabilities": {name: float(v) for name, v in zip(EXPRESSIONS, p)}} for p in probabilities]
 
 
 def score_faces(runner: ModelRunner, image: np.ndarray, found: list[faces.Face]) -> list[dict]:
     """All faces of one picture in one batch -> box, top label and the 7 probabilities each."""
     if not found:
         return []
-    probabilities = runner(faces.crop_faces(image, found))
-    return [{"box": list(face.box), "label": EXPRESSIONS[int(p.argmax())],
-             "probabilities": {name: float(v) for name, v in zip(EXPRESSIONS, p)}}
-            for face, p in zip(found, probabilities)]
+    scored = expression_probabilities(runner(faces.crop_faces(image, found)))
+    return [{"box": list(face.box), **result} for face, result in zip(found, scored)]
 
 
 def analyse_picture(runner: ModelRunner, data: bytes, name: str = "",

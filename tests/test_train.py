@@ -105,3 +105,17 @@ def test_face_training_can_continue_from_a_trained_model(tiny_face_model, tiny_f
     assert more["config"] == source["config"] and more["continued_from"]["sha256"] == source["model_file"]["sha256"]
     assert more["training"]["epochs_run"] == source["training"]["epochs_run"] + 1
     assert len(more["curves"]["val_accuracy"]) == more["training"]["epochs_run"]
+
+
+def test_face_augmentation_keeps_the_face_size_and_varies_each_face():
+    import numpy as np
+
+    from core.train import augment_faces
+
+    faces = np.zeros((64, 48, 48), np.uint8)
+    faces[:, :, :24] = 200  # bright left half: a flip moves the brightness right
+    out = augment_faces(faces, np.random.default_rng(0))
+    assert out.shape == (64, 48, 48) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 255
+    flipped = out[:, :, 36:].mean(axis=(1, 2)) > out[:, :, :12].mean(axis=(1, 2))
+    assert 16 < flipped.sum() < 48  # about half the faces mirrored
+    assert len({round(float(o.sum())) for o in out}) > 50  # each face its own rotation/zoom/shift
