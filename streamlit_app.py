@@ -2,6 +2,10 @@
 
 import streamlit as st
 
+from pages.server_setup import configure_server
+
+configure_server()
+
 # An emoji favicon is drawn in the browser; a :material/…: one is fetched from fonts.gstatic.com.
 st.set_page_config(page_title="MoodLens", page_icon="🎭", layout="wide")
 

@@ -12,6 +12,9 @@ from core.errors import ModelFileError
 from core.compare import INPUT_SHAPES
 from core.predict import ModelRunner
 from core.variants import model_path
+from pages.server_setup import configure_server
+
+configure_server()
 
 
 @st.cache_resource(show_spinner="Loading the model…")

@@ -1,0 +1,69 @@
+"""What `pages/server_setup.py` changes in the Streamlit server process, checked through the code
+paths a real server takes: Starlette's multipart parser for uploads, the script runner's clean-up."""
+
+import asyncio
+
+import keras
+import pytest
+from starlette.formparsers import MultiPartParser
+from starlette.requests import Request
+from streamlit.runtime.scriptrunner import script_runner
+from streamlit.testing.v1 import AppTest
+
+from pages import server_setup
+from tests.conftest import ROOT
+
+BOUNDARY = "moodlensboundary"
+
+
+def _parse_upload(size: int):
+    """An upload of `size` bytes, parsed the way Streamlit's upload route does (`request.form()`)."""
+    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"song.mp3\"\r\n"
+            f"Content-Type: audio/mpeg\r\n\r\n").encode() + b"\x00" * size + f"\r\n--{BOUNDARY}--\r\n".encode()
+    scope = {"type": "http", "method": "PUT", "path": "/_stcore/upload_file/s/f", "query_string": b"",
+             "headers": [(b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode()),
+                         (b"content-length", str(len(body)).encode())]}
+    chunks = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+
+    async def receive():
+        return {"type": "http.request", "body": chunks.pop(0), "more_body": bool(chunks)} if chunks else \
+            {"type": "http.request", "body": b"", "more_body": False}
+
+    async def parse():
+        form = await Request(scope, receive).form()
+        upload = form["file"]
+        return upload.file._rolled, len(await upload.read())
+
+    return asyncio.run(parse())
+
+
+def test_a_large_upload_stays_in_memory(monkeypatch):
+    size = 8 * 1024 * 1024  # a real song's mp3
+    monkeypatch.setattr(MultiPartParser, "spool_max_size", 1024 * 1024)  # Starlette's default
+    rolled, n = _parse_upload(size)
+    assert rolled and n == size, "Starlette's default should spill this upload to a temp file"
+    server_setup.keep_uploads_in_memory()
+    rolled, n = _parse_upload(size)
+    assert not rolled and n == size, "the upload was written to a temp file"
+
+
+@pytest.mark.parametrize("page", ["streamlit_app.py", "pages/face_expression.py"])
+def test_script_runs_do_not_clear_the_keras_session(page, monkeypatch):
+    cleared = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: cleared.append(1))
+    monkeypatch.setattr(script_runner, "_clean_problem_modules", script_runner._clean_problem_modules)
+    app = AppTest.from_file(str(ROOT / page), default_timeout=180)
+    app.run()
+    app.run()
+    assert not app.exception, app.exception
+    assert script_runner._clean_problem_modules is server_setup._close_pyplot_figures
+    assert cleared == []
+
+
+def test_streamlit_s_own_hook_clears_keras(monkeypatch):
+    """The hook the setup replaces exists and clears the Keras session (else the test above proves nothing)."""
+    cleared = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: cleared.append(1))
+    assert server_setup.STREAMLIT_CLEAN_UP is not None
+    server_setup.STREAMLIT_CLEAN_UP()
+    assert cleared == [1]
