@@ -15,49 +15,49 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
            "#17becf", "#bcbd22", "#7f7f7f")
 
 
+def _mood_map_layout(title: str) -> dict:
+    """The map without songs: quadrant tints and names, the threshold lines, the axes."""
+    shapes = [dict(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, fillcolor=colour, line=dict(width=0), layer="below")
+              for (x0, x1), (y0, y1), colour in _QUADRANTS.values()]
+    line = dict(color="#999", width=1, dash="dot")
+    shapes += [dict(type="line", line=line, x0=QUADRANT_THRESHOLD, x1=QUADRANT_THRESHOLD, y0=0, y1=1),
+               dict(type="line", line=line, y0=QUADRANT_THRESHOLD, y1=QUADRANT_THRESHOLD, x0=0, x1=1)]
+    return dict(
+        annotations=[dict(x=(x0 + x1) / 2, y=y1 - 0.03, text=f"Q{q} {QUADRANT_NAMES[q]}", showarrow=False,
+                          font=dict(size=13, color="#555")) for q, ((x0, x1), (y0, y1), _) in _QUADRANTS.items()],
+        shapes=shapes, title=dict(text=title), height=560, margin=dict(l=40, r=20, t=50, b=40),
+        xaxis=dict(title=dict(text="valence (negative → positive)"), range=[0, 1], zeroline=False,
+                   constrain="domain"),
+        yaxis=dict(title=dict(text="arousal (calm → energetic)"), range=[0, 1], zeroline=False,
+                   scaleanchor="x", scaleratio=1),
+        legend=dict(orientation="h", y=-0.15))
+
+
 def mood_map(results: list[dict], title: str = "Mood map (Russell's circumplex)") -> go.Figure:
     """Each song a labelled point at its mean (valence, arousal) and a line through its windows.
 
-    results: dicts as `core.predict.predict_song` returns them.
+    results: dicts as `core.predict.predict_song` returns them. Built from plain dicts without
+    plotly's property validation (a tenth of the time; the page builds it on every rerun), so
+    every key here is spelled in full, as plotly's own JSON has it.
     """
-    fig = go.Figure()
-    for q, ((x0, x1), (y0, y1), colour) in _QUADRANTS.items():
-        fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, fillcolor=colour, line_width=0,
-                      layer="below")
-        fig.add_annotation(x=(x0 + x1) / 2, y=y1 - 0.03, text=f"Q{q} {QUADRANT_NAMES[q]}",
-                           showarrow=False, font=dict(size=13, color="#555"))
+    traces = []
     for i, result in enumerate(results):
-        colour = PALETTE[i % len(PALETTE)]
+        colour, name = PALETTE[i % len(PALETTE)], result["file"]
         windows = result["windows"]
         if len(windows) > 1:
-            fig.add_trace(go.Scatter(
-                x=[w["valence"] for w in windows], y=[w["arousal"] for w in windows],
+            traces.append(dict(
+                type="scatter", x=[w["valence"] for w in windows], y=[w["arousal"] for w in windows],
                 mode="lines+markers", line=dict(color=colour, width=1.5), marker=dict(size=6),
-                opacity=0.6, name=f"{result['file']} (path)", legendgroup=result["file"],
+                opacity=0.6, name=f"{name} (path)", legendgroup=name,
                 customdata=[w["start_s"] for w in windows],
-                hovertemplate="%{customdata:.0f} s: valence %{x:.2f}, arousal %{y:.2f}"
-                              "<extra>" + result["file"] + "</extra>"))
-        fig.add_trace(go.Scatter(
-            x=[result["valence"]], y=[result["arousal"]], mode="markers+text",
+                hovertemplate="%{customdata:.0f} s: valence %{x:.2f}, arousal %{y:.2f}<extra>" + name + "</extra>"))
+        traces.append(dict(
+            type="scatter", x=[result["valence"]], y=[result["arousal"]], mode="markers+text",
             marker=dict(size=15, color=colour, line=dict(color="white", width=2)),
-            text=[result["file"]], textposition="top center", name=result["file"],
-            legendgroup=result["file"],
-            hovertemplate=f"{result['file']}<br>whole song: valence %{{x:.2f}}, arousal %{{y:.2f}}"
+            text=[name], textposition="top center", name=name, legendgroup=name,
+            hovertemplate=f"{name}<br>whole song: valence %{{x:.2f}}, arousal %{{y:.2f}}"
                           f"<br>{result['mood']}<extra></extra>"))
-    fig.update_layout(
-        title=title, height=560, margin=dict(l=40, r=20, t=50, b=40),
-        xaxis=dict(title="valence (negative → positive)", range=[0, 1], zeroline=False,
-                   constrain="domain"),
-        yaxis=dict(title="arousal (calm → energetic)", range=[0, 1], zeroline=False,
-                   scaleanchor="x", scaleratio=1),
-        legend=dict(orientation="h", y=-0.15))
-    for axis in ("x", "y"):
-        line = dict(color="#999", width=1, dash="dot")
-        fig.add_shape(type="line", line=line, **({"x0": QUADRANT_THRESHOLD, "x1": QUADRANT_THRESHOLD,
-                                                  "y0": 0, "y1": 1} if axis == "x" else
-                                                 {"y0": QUADRANT_THRESHOLD, "y1": QUADRANT_THRESHOLD,
-                                                  "x0": 0, "x1": 1}))
-    return fig
+    return go.Figure(dict(data=traces, layout=_mood_map_layout(title)), _validate=False)
 
 
 def probability_bars(probabilities: dict[str, float], title: str = "") -> go.Figure:

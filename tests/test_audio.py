@@ -31,6 +31,17 @@ def test_features_of_the_20_demo_clips_match_the_stored_rows():
                                       err_msg=clip["file"])
 
 
+@pytest.mark.parametrize("seconds", [30.0, 95.3])
+def test_mel_power_is_librosas_melspectrogram_to_the_bit(seconds):
+    import librosa
+
+    y = music_like(seconds, seed=3)
+    expected = librosa.feature.melspectrogram(y=y, sr=audio.SAMPLE_RATE_HZ, n_fft=audio.N_FFT,
+                                              hop_length=audio.HOP_LENGTH, n_mels=audio.N_MELS)
+    got = audio.mel_power(y)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
 def test_logmel_pads_a_short_clip_to_646_frames_in_db():
     features = audio.logmel(music_like(5.0))
     assert features.shape == (audio.WINDOW_FRAMES, audio.N_MELS) == (646, 128)
