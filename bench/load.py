@@ -1,18 +1,33 @@
-"""Many people at once: N browser sessions upload a song or a photo together and wait for the result.
+"""Many people at once: N sessions upload a song or a photo together and wait for the result.
 
     .venv/bin/python bench/load.py                       # N = 1, 4, 8; songs and photos; 3 rounds each
     .venv/bin/python bench/load.py --sessions 1,8 --tasks face --rounds 5
+    .venv/bin/python bench/load.py --clients browser     # one Chromium context per person instead
+    .venv/bin/python bench/load.py --clients probe --rounds 10   # one person in Chromium, the rest ws
     .venv/bin/python bench/load.py --in-a-row 200        # one session, 200 analyses: server RSS growth
     .venv/bin/python bench/load.py --in-a-row 200 --keep-files   # ... each upload added to the ones before
 
-Starts `streamlit run streamlit_app.py` on a free localhost port and drives it with Debian's Chromium
-through Playwright, one browser context (one Streamlit session) per person. Every session first opens
-its page; when all are ready they upload at the same moment. Time to result ("drawn"): from the
-upload to the result drawn on the page (the mood map with this session's song in it; the picture
-with its faces). "Arrived": until the result's element is in the page, before the browser draws it;
-the browser runs on the same machine, so on a small one its drawing competes with the server.
-An error is a Python exception or an error message on the page, or a browser failure; a lost result
-is one that did not appear within --timeout (or showed another session's song).
+Starts `streamlit run streamlit_app.py` on a free localhost port. Each person is one Streamlit
+session on their page:
+- `--clients ws` (default): a websocket client that speaks the browser's protocol
+  (tests/streamlit_client.py): it opens the page, uploads through the upload route, sends the
+  uploader's new state, reads the page's elements and fetches the face picture, as a browser tab
+  does, but draws nothing. This measures the server: a person's browser draws on their own machine.
+- `--clients browser`: Debian's Chromium through Playwright, one browser context per person. On a
+  small machine the browsers' drawing takes most of the CPU (measured: Chromium about three times
+  the server's CPU time), so this measures mostly the browsers.
+- `--clients probe`: person 0 in Chromium, the other N - 1 websocket clients: what one person sees
+  in their own browser while N - 1 others use the server at the same moment.
+Every session first opens its page; when all are ready they upload at the same moment, each a
+different file (a different demo clip or photo), so no cache could answer one for another.
+
+Time to result, from choosing the file:
+- ws: "result" until the script run that analyses it has finished and, for a photo, the picture
+  with its boxes is fetched; "arrived" until the result element (the mood map with this session's
+  song, the picture) reached the client.
+- browser: "result" until the result is drawn on the page; "arrived" until its element is in the page.
+An error is an exception or an error message on the page, or a client failure; a lost result
+is one that did not come within --timeout (or showed another session's song).
 The server's memory is read from /proc (VmRSS, sampled every 0.2 s; VmHWM at the end) for the server
 process and its children, and its CPU time per session (utime + stime over a round, opening the page
 included) shows how much of the wait is queueing for the CPU.
@@ -29,14 +44,11 @@ import contextlib
 import json
 import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,6 +59,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import FER_FILE, MUSIC_DIR, music_like, wav_bytes  # noqa: E402
+from tests.live_server import LiveServer  # noqa: E402
+from tests.streamlit_client import SessionClient  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -59,12 +73,12 @@ OUT = ROOT / "test-output"
 
 # ---------------------------------------------------------------- inputs
 
-def song_input() -> tuple[bytes, str]:
-    """A real 30-s mp3 demo clip, else a generated 30-s wav."""
+def song_input(i: int = 0) -> tuple[bytes, str]:
+    """A real 30-s mp3 demo clip (the i-th, round the list), else a generated 30-s wav (seeded by i)."""
     clips = sorted((MUSIC_DIR / "clips").glob("*.mp3"))
     if clips:
-        return clips[0].read_bytes(), "audio/mpeg"
-    return wav_bytes(music_like(30.0), 22050), "audio/wav"
+        return clips[i % len(clips)].read_bytes(), "audio/mpeg"
+    return wav_bytes(music_like(30.0, seed=i), 22050), "audio/wav"
 
 
 def photo_input() -> bytes:
@@ -89,13 +103,15 @@ def varied_photo(base: bytes, i: int) -> bytes:
     return cv2.imencode(".png", image)[1].tobytes()
 
 
+def session_input(task: str, i: int, photo: bytes) -> tuple[bytes, str, str]:
+    """Session i's file: (data, mime, extension), different for every i."""
+    if task == "song":
+        data, mime = song_input(i)
+        return data, mime, "mp3" if mime == "audio/mpeg" else "wav"
+    return (photo if i == 0 else varied_photo(photo, i)), "image/png", "png"
+
+
 # ---------------------------------------------------------------- the server and its memory
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _proc_kib(pid: int, key: str) -> int:
     try:
@@ -170,44 +186,6 @@ class RssSampler:
         self._thread.join()
 
 
-class Server:
-    def __init__(self, log_dir: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log_dir / "streamlit.log"
-        streamlit = Path(sys.executable).parent / "streamlit"
-        with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(
-                [str(streamlit), "run", "streamlit_app.py", "--server.port", str(self.port),
-                 "--server.address", "127.0.0.1", "--server.headless", "true",
-                 "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-        deadline = time.monotonic() + 120
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no health reply after 120 s:\n{self.log_tail()}")
-            time.sleep(0.3)
-
-    def log_tail(self, n: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-n:]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 # ---------------------------------------------------------------- one person
 
 @dataclass
@@ -217,6 +195,7 @@ class Outcome:
     arrived_s: float | None = None  # upload -> the result's element in the page (server work + transfer)
     error: str = ""                # exception / error message / browser failure
     lost: bool = False             # no result within the timeout, or another session's
+    client: str = ""               # "browser" or "ws"
 
 
 async def wait_idle(page, timeout_ms: float) -> None:
@@ -235,6 +214,12 @@ async def open_page(browser, url: str, task: str, timeout_ms: float):
     await wait_idle(page, timeout_ms)
     if task == "face":
         await page.get_by_role("tab", name=re.compile(r"Photo$")).click()
+    # Settled, as a person sees it before choosing a file: nothing loading, every chart drawn.
+    # (Choosing a file the moment the title shows measures the page's own opening instead.)
+    await page.wait_for_load_state("networkidle")
+    await page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stPlotlyChart"]')]
+                 .every(c => c.querySelector('.main-svg'))""", timeout=timeout_ms)
     return context, page
 
 
@@ -293,20 +278,109 @@ async def upload_and_wait(page, task: str, name: str, data: bytes, mime: str, ti
     return outcome
 
 
-async def person(browser, url: str, task: str, name: str, data: bytes, mime: str, ready: asyncio.Barrier,
-                 timeout_ms: float) -> Outcome:
-    context = None
+class BrowserPerson:
+    """One person in Chromium: a browser context on the task's page."""
+    kind = "browser"
+
+    def __init__(self, browser, url: str, task: str, timeout_ms: float):
+        self.browser, self.url, self.task, self.timeout_ms = browser, url, task, timeout_ms
+        self.context = self.page = None
+
+    async def open(self) -> None:
+        self.context, self.page = await open_page(self.browser, self.url, self.task, self.timeout_ms)
+
+    async def upload(self, name: str, data: bytes, mime: str, replace: bool = False) -> Outcome:
+        if replace:
+            await remove_uploads(self.page, self.timeout_ms)
+        return await upload_and_wait(self.page, self.task, name, data, mime, self.timeout_ms)
+
+    async def close(self) -> None:
+        if self.context is not None:
+            await self.context.close()
+
+
+class WsPerson:
+    """One person as a websocket client (tests/streamlit_client.py) on the task's page."""
+    kind = "ws"
+
+    def __init__(self, url: str, task: str, timeout_ms: float):
+        self.task = task
+        self.session = SessionClient(url, PAGES[task][0], timeout_s=timeout_ms / 1000)
+
+    async def open(self) -> None:
+        run = await self.session.open()
+        if run.errors or not self.session.uploader_id:
+            raise RuntimeError(f"the page did not open cleanly: {run.errors or 'no file uploader'}")
+
+    async def upload(self, name: str, data: bytes, mime: str, replace: bool = True) -> Outcome:
+        outcome = Outcome(self.task)
+        try:
+            run = await self.session.upload(name, data, mime, replace=replace)
+        except asyncio.TimeoutError:
+            outcome.lost, outcome.error = True, "lost: no end of the run within the timeout"
+            return outcome
+        except Exception as e:  # the connection or the server failed: count it, keep going
+            outcome.error = f"{type(e).__name__}: {str(e)[:200]}"
+            return outcome
+        if run.errors:
+            outcome.error = run.errors[0][:200]
+            return outcome
+        if self.task == "song":  # the mood map, with this session's song on it
+            arrived = run.seconds_to(lambda e: e.WhichOneof("type") == "plotly_chart"
+                                     and "Mood map" in e.plotly_chart.spec and name in e.plotly_chart.spec)
+            done = run.finished_s
+        else:  # the picture with its boxes, fetched as the browser would to show it
+            arrived = run.seconds_to(lambda e: e.WhichOneof("type") == "imgs"
+                                     and "face(s) found" in e.imgs.imgs[0].caption)
+            picture = run.find(lambda e: e.WhichOneof("type") == "imgs")
+            if arrived is not None and not await self.session.fetch(picture.imgs.imgs[0].url):
+                arrived = None
+            done = time.perf_counter() - run.started
+        if arrived is None:
+            outcome.lost, outcome.error = True, "lost: the run ended without this session's result"
+        else:
+            outcome.seconds, outcome.arrived_s = done, arrived
+        return outcome
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+@contextlib.asynccontextmanager
+async def people(kind: str, url: str, timeout_ms: float):
+    """A factory of people of the kind asked for: new_person(task, i) -> an unopened person i.
+    kind "probe": person 0 in Chromium, the others websocket clients."""
+    if kind == "ws":
+        yield lambda task, i=0: WsPerson(url, task, timeout_ms)
+        return
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield lambda task, i=0: (BrowserPerson(browser, url, task, timeout_ms) if kind == "browser" or i == 0
+                                     else WsPerson(url, task, timeout_ms))
+        finally:
+            await browser.close()
+
+
+async def one_person(new_person, i: int, task: str, name: str, data: bytes, mime: str,
+                     ready: asyncio.Barrier) -> Outcome:
+    """Open the page, wait until everyone is ready, upload, wait for the result."""
+    person = new_person(task, i)
     try:
-        context, page = await open_page(browser, url, task, timeout_ms)
+        await person.open()
         await ready.wait()  # everyone uploads at the same moment
-        return await upload_and_wait(page, task, name, data, mime, timeout_ms)
+        outcome = await person.upload(name, data, mime)
     except Exception as e:
         if not ready.broken:
             await ready.abort()  # the others stop waiting for this one
-        return Outcome(task, error=f"{type(e).__name__}: {str(e)[:200]}")
+        outcome = Outcome(task, error=f"{type(e).__name__}: {str(e)[:200]}")
     finally:
-        if context is not None:
-            await context.close()
+        with contextlib.suppress(Exception):
+            await person.close()
+    outcome.client = person.kind
+    return outcome
 
 
 # ---------------------------------------------------------------- the runs
@@ -318,6 +392,7 @@ class Round:
     outcomes: list[Outcome] = field(default_factory=list)
     peak_rss_mib: float = 0.0
     server_cpu_s: float = 0.0      # CPU time the server tree used over the round (pages opened too)
+    client_cpu_s: float = 0.0      # CPU time of this process (the ws clients; not the browsers)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -325,87 +400,95 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-async def run_load(args, server: Server, sampler: RssSampler) -> list[Round]:
-    from playwright.async_api import async_playwright
-
-    song, song_mime = song_input()
+async def run_load(args, server: LiveServer, sampler: RssSampler) -> list[Round]:
     photo = photo_input()
-    inputs = {"song": (song, song_mime, "mp3" if song_mime == "audio/mpeg" else "wav"), "face": (photo, "image/png", "png")}
-    timeout_ms = args.timeout * 1000
     rounds: list[Round] = []
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    async with people(args.clients, server.url, args.timeout * 1000) as new_person:
         for task in args.tasks:  # warm-up: the model loads and traces on its page's first use
-            data, mime, ext = inputs[task]
-            context, page = await open_page(browser, server.url, task, timeout_ms)
-            warm = await upload_and_wait(page, task, f"warmup.{ext}", data, mime, timeout_ms)
-            await context.close()
-            print(f"warm-up {task}: {warm}", flush=True)
+            data, mime, ext = session_input(task, 0, photo)
+            person = new_person(task)
+            await person.open()
+            print(f"warm-up {task}: {await person.upload(f'warmup.{ext}', data, mime)}", flush=True)
+            await person.close()
         for task in args.tasks:
-            data, mime, ext = inputs[task]
             for n in args.sessions:
                 record = Round(task, n)
                 sampler.reset()
-                cpu_before = cpu_s(server.process.pid)
+                cpu_before, client_cpu_before = cpu_s(server.pid), time.process_time()
                 for r in range(args.rounds):
                     ready = asyncio.Barrier(n)
+                    files = [session_input(task, i, photo) for i in range(n)]
                     record.outcomes += await asyncio.gather(*[
-                        person(browser, server.url, task, f"{task}_n{n}_r{r}_s{i}.{ext}", data, mime, ready,
-                               timeout_ms) for i in range(n)])
+                        one_person(new_person, i, task, f"{task}_n{n}_r{r}_s{i}.{ext}", data, mime, ready)
+                        for i, (data, mime, ext) in enumerate(files)])
                 record.peak_rss_mib = sampler.peak()
-                record.server_cpu_s = cpu_s(server.process.pid) - cpu_before
+                record.server_cpu_s = cpu_s(server.pid) - cpu_before
+                record.client_cpu_s = time.process_time() - client_cpu_before
                 rounds.append(record)
                 print(summary_line(record), flush=True)
-        await browser.close()
     return rounds
 
 
-def _stats(values: list[float]) -> str:
-    return f"{statistics.median(values):6.2f} / {percentile(values, 95):6.2f}" if values else "     - /      -"
+def round_figures(record: Round, client: str | None = None) -> dict:
+    """A round's figures over its sessions of one client kind (all sessions when None)."""
+    outcomes = [o for o in record.outcomes if client is None or o.client == client]
+    times = [o.seconds for o in outcomes if o.seconds is not None]
+    arrived = [o.arrived_s for o in outcomes if o.arrived_s is not None]
+    nan = float("nan")
+    return {"client": client or "all", "results": len(times), "sessions": len(outcomes),
+            "median_s": statistics.median(times) if times else nan, "p95_s": percentile(times, 95) if times else nan,
+            "arrived_median_s": statistics.median(arrived) if arrived else nan,
+            "arrived_p95_s": percentile(arrived, 95) if arrived else nan,
+            "errors": sum(1 for o in outcomes if o.error), "lost": sum(1 for o in outcomes if o.lost),
+            "server_cpu_s_per_session": record.server_cpu_s / len(record.outcomes),
+            "client_cpu_s_per_session": record.client_cpu_s / len(record.outcomes)}
+
+
+def clients_of(record: Round) -> list[str]:
+    return sorted({o.client for o in record.outcomes})
 
 
 def summary_line(record: Round) -> str:
-    times = [o.seconds for o in record.outcomes if o.seconds is not None]
-    arrived = [o.arrived_s for o in record.outcomes if o.arrived_s is not None]
-    errors = sum(1 for o in record.outcomes if o.error)
-    lost = sum(1 for o in record.outcomes if o.lost)
-    return (f"{record.task:5s} N={record.sessions:<2d} results {len(times):3d}/{len(record.outcomes):<3d} "
-            f"drawn median/p95 {_stats(times)} s  arrived {_stats(arrived)} s  errors {errors}  lost {lost}  "
-            f"peak RSS {record.peak_rss_mib:5.0f} MiB  server CPU {record.server_cpu_s / len(record.outcomes):5.2f} s/session")
+    lines = []
+    for client in clients_of(record):
+        f = round_figures(record, client)
+        lines.append(
+            f"{record.task:5s} N={record.sessions:<2d} {client:7s} results {f['results']:3d}/{f['sessions']:<3d} "
+            f"median/p95 {f['median_s']:6.2f} / {f['p95_s']:6.2f} s  arrived {f['arrived_median_s']:6.2f} / "
+            f"{f['arrived_p95_s']:6.2f} s  errors {f['errors']}  lost {f['lost']}  peak RSS {record.peak_rss_mib:5.0f} MiB  "
+            f"CPU s/session: server {f['server_cpu_s_per_session']:5.2f}, this process {f['client_cpu_s_per_session']:5.2f}")
+    return "\n".join(lines)
 
 
-def report(rounds: list[Round], server: Server) -> dict:
-    print("\n| task | N | results | median s | p95 s | arrived median s | arrived p95 s | errors | lost | "
+def report(rounds: list[Round], server: LiveServer, clients: str) -> dict:
+    print(f"\nclients: {clients}")
+    print("| task | N | client | results | median s | p95 s | arrived median s | arrived p95 s | errors | lost | "
           "server peak RSS MiB | server CPU s per session |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    verdicts = {}
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for record in rounds:
-        times = [o.seconds for o in record.outcomes if o.seconds is not None]
-        arrived = [o.arrived_s for o in record.outcomes if o.arrived_s is not None]
-        errors = sum(1 for o in record.outcomes if o.error)
-        lost = sum(1 for o in record.outcomes if o.lost)
-        nan = float("nan")
-        print(f"| {record.task} | {record.sessions} | {len(times)}/{len(record.outcomes)} | "
-              f"{statistics.median(times) if times else nan:.2f} | {percentile(times, 95) if times else nan:.2f} | "
-              f"{statistics.median(arrived) if arrived else nan:.2f} | "
-              f"{percentile(arrived, 95) if arrived else nan:.2f} | {errors} | {lost} | "
-              f"{record.peak_rss_mib:.0f} | {record.server_cpu_s / len(record.outcomes):.2f} |")
-    for task in {r.task for r in rounds}:
+        for client in clients_of(record):
+            f = round_figures(record, client)
+            print(f"| {record.task} | {record.sessions} | {client} | {f['results']}/{f['sessions']} | "
+                  f"{f['median_s']:.2f} | {f['p95_s']:.2f} | {f['arrived_median_s']:.2f} | {f['arrived_p95_s']:.2f} | "
+                  f"{f['errors']} | {f['lost']} | {record.peak_rss_mib:.0f} | {f['server_cpu_s_per_session']:.2f} |")
+    verdicts = {}
+    for task in dict.fromkeys(r.task for r in rounds):
         by_n = {r.sessions: r for r in rounds if r.task == task}
-        if 1 in by_n and max(by_n) > 1:
-            top = by_n[max(by_n)]
-            t1 = [o.seconds for o in by_n[1].outcomes if o.seconds is not None]
-            tn = [o.seconds for o in top.outcomes if o.seconds is not None]
-            clean = not any(o.error or o.lost for o in top.outcomes)
-            ratio = percentile(tn, 95) / percentile(t1, 95) if t1 and tn else float("nan")
-            verdicts[task] = {"no_errors_or_lost_at_max_n": clean, "p95_ratio": ratio, "p95_goal_met": ratio < 4}
-            print(f"{task}: N={top.sessions} {'no errors or lost results' if clean else 'ERRORS OR LOST RESULTS'}; "
+        if 1 not in by_n or max(by_n) == 1:
+            continue
+        top = by_n[max(by_n)]
+        clean = not any(o.error or o.lost for o in top.outcomes)
+        for client in clients_of(by_n[1]):
+            ratio = round_figures(top, client)["p95_s"] / round_figures(by_n[1], client)["p95_s"]
+            verdicts[f"{task} {client}"] = {"no_errors_or_lost_at_max_n": clean, "p95_ratio": ratio,
+                                            "p95_goal_met": ratio < 4}
+            print(f"{task}, {client} sessions: N={top.sessions} {'no errors or lost results' if clean else 'ERRORS OR LOST RESULTS'}; "
                   f"p95 N={top.sessions} / p95 N=1 = {ratio:.2f} (goal < 4: {'met' if ratio < 4 else 'NOT met'})")
-    print(f"server VmHWM (peak RSS, whole run): {hwm_mib(server.process.pid):.0f} MiB")
+    print(f"server VmHWM (peak RSS, whole run): {hwm_mib(server.pid):.0f} MiB")
     for record in rounds:
         for o in record.outcomes:
             if o.error:
-                print(f"  error ({record.task}, N={record.sessions}): {o.error}")
+                print(f"  error ({record.task}, N={record.sessions}, {o.client}): {o.error}")
     return verdicts
 
 
@@ -423,40 +506,36 @@ async def remove_uploads(page, timeout_ms: float) -> None:
     await wait_idle(page, timeout_ms)
 
 
-async def run_in_a_row(args, server: Server) -> dict:
-    """One session, args.in_a_row analyses (songs and photos alternating, each different)."""
-    from playwright.async_api import async_playwright
-
+async def run_in_a_row(args, server: LiveServer) -> dict:
+    """One session per page, args.in_a_row analyses (songs and photos alternating, each different)."""
     photo = photo_input()
-    timeout_ms = args.timeout * 1000
     rss: dict[int, float] = {}
     failures = 0
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        pages = {task: await open_page(browser, server.url, task, timeout_ms) for task in ("song", "face")}
+    async with people(args.clients, server.url, args.timeout * 1000) as new_person:
+        persons = {task: new_person(task) for task in ("song", "face")}
+        for person in persons.values():
+            await person.open()
         started = time.perf_counter()
         for i in range(1, args.in_a_row + 1):
             task = "song" if i % 2 else "face"
             data, mime, name = ((varied_song(i), "audio/wav", f"song_{i}.wav") if task == "song"
                                 else (varied_photo(photo, i), "image/png", f"photo_{i}.png"))
-            if not args.keep_files:
-                await remove_uploads(pages[task][1], timeout_ms)
-            outcome = await upload_and_wait(pages[task][1], task, name, data, mime, timeout_ms)
+            outcome = await persons[task].upload(name, data, mime, replace=not args.keep_files)
             failures += outcome.seconds is None
-            rss[i] = rss_mib(server.process.pid)
+            rss[i] = rss_mib(server.pid)
             if i in (1, 20, args.in_a_row) or i % 10 == 0 or outcome.seconds is None:
                 print(f"  {i:4d} analyses: server RSS {rss[i]:7.1f} MiB  ({time.perf_counter() - started:.0f} s)"
                       + ("" if outcome.seconds is not None else f"  FAILED: {outcome}"), flush=True)
-        for context, _ in pages.values():
-            await context.close()
-        await browser.close()
+        for person in persons.values():
+            await person.close()
     after_20, after_all = rss[min(20, args.in_a_row)], rss[args.in_a_row]
     growth = 100 * (after_all - after_20) / after_20
-    print(f"{'uploads kept' if args.keep_files else 'each upload removed before the next'}: "
+    print(f"clients: {args.clients}; {'uploads kept' if args.keep_files else 'each upload replaces the one before'}: "
           f"server RSS after 20: {after_20:.1f} MiB; after {args.in_a_row}: {after_all:.1f} MiB; growth "
           f"{growth:+.1f}% (goal <= 10%: {'met' if growth <= 10 else 'NOT met'}); failed analyses: {failures}")
-    return {"keep_files": args.keep_files, "rss_after_20_mib": after_20, "rss_after_all_mib": after_all, "growth_percent": growth,
-            "analyses": args.in_a_row, "failures": failures, "rss_by_analysis": rss}
+    return {"clients": args.clients, "keep_files": args.keep_files, "rss_after_20_mib": after_20,
+            "rss_after_all_mib": after_all, "growth_percent": growth, "analyses": args.in_a_row,
+            "failures": failures, "rss_by_analysis": rss}
 
 
 def main() -> int:
@@ -466,30 +545,34 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of N simultaneous sessions per N")
     parser.add_argument("--timeout", type=float, default=300, help="seconds a session waits for its result")
     parser.add_argument("--in-a-row", type=int, default=0, help="instead: one session, this many analyses")
+    parser.add_argument("--clients", choices=("ws", "browser", "probe"), default="ws",
+                        help="ws: websocket clients that draw nothing (default); browser: a Chromium context "
+                             "each; probe: one person in Chromium, the others websocket clients")
     parser.add_argument("--keep-files", action="store_true",
                         help="in a row: leave every upload in the uploader (default: remove the last one first)")
     args = parser.parse_args()
     args.sessions = [int(n) for n in args.sessions.split(",")]
     args.tasks = args.tasks.split(",")
-    if not CHROMIUM.exists():
+    if args.clients != "ws" and not CHROMIUM.exists():
         print(f"error: {CHROMIUM} is missing: apt-get install -y chromium", file=sys.stderr)
         return 2
     OUT.mkdir(exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     with tempfile.TemporaryDirectory(prefix="moodlens-load-") as log_dir:
-        server = Server(Path(log_dir))
-        sampler = RssSampler(server.process.pid)
-        print(f"server pid {server.process.pid} on {server.url}, RSS {rss_mib(server.process.pid):.0f} MiB", flush=True)
+        server = LiveServer(Path(log_dir) / "streamlit.log")
+        sampler = RssSampler(server.pid)
+        print(f"server pid {server.pid} on {server.url}, RSS {rss_mib(server.pid):.0f} MiB", flush=True)
         try:
             if args.in_a_row:
                 result = asyncio.run(run_in_a_row(args, server))
                 (OUT / "load_in_a_row.json").write_text(json.dumps(result, indent=1))
             else:
                 rounds = asyncio.run(run_load(args, server, sampler))
-                verdicts = report(rounds, server)
+                verdicts = report(rounds, server, args.clients)
                 (OUT / "load.json").write_text(json.dumps(
-                    {"rounds": [asdict(r) for r in rounds], "verdicts": verdicts,
-                     "server_vmhwm_mib": hwm_mib(server.process.pid)}, indent=1))
+                    {"clients": args.clients, "rounds": [asdict(r) | {"figures": [round_figures(r, c) for c in clients_of(r)]} for r in rounds],
+                     "verdicts": verdicts,
+                     "server_vmhwm_mib": hwm_mib(server.pid)}, indent=1))
         finally:
             sampler.stop()
             print(f"load average at end {os.getloadavg()[0]:.1f}", flush=True)

@@ -65,7 +65,8 @@ if uploads:
                 st.caption(upload.name)
                 st.audio(upload.getvalue())
 else:
-    st.info("No song yet: upload one above (a 30-second clip or a whole song).")
+    st.info("No song yet: upload one above (a 30-second clip or a whole song). It will appear on this map.")
+    st.plotly_chart(plots.mood_map([]), key="mood_map")
 
 card = runner.card
 with st.expander("About the model (from its card)", expanded=not uploads):

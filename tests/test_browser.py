@@ -8,13 +8,8 @@ Chromium comes from apt (`make test` installs it when run as root); the tests ne
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,6 +20,7 @@ import pytest
 
 from core import cards
 from tests.conftest import FER_FILE, MUSIC_DIR, ROOT, music_like, wav_bytes
+from tests.live_server import LiveServer, ServerFailed
 
 pytestmark = pytest.mark.slow
 
@@ -125,56 +121,13 @@ def song_file(tmp_path_factory) -> Path:
 
 # ---------------------------------------------------------------- the server and the browser
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    log: Path
-
-    def log_tail(self, n_chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-n_chars:]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    streamlit = Path(sys.executable).parent / "streamlit"
-    port = _free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    # No file watcher: other people edit the pages while the suite runs; a rerun mid-test is noise.
-    command = [str(streamlit), "run", "streamlit_app.py", "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true",
-               "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    srv = Server(f"http://127.0.0.1:{port}", log)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"streamlit exited with {process.returncode}:\n{srv.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{srv.url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"no /_stcore/health after {START_TIMEOUT_S} s:\n{srv.log_tail()}")
-            time.sleep(0.3)
-        yield srv
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with LiveServer(tmp_path_factory.mktemp("streamlit") / "server.log", START_TIMEOUT_S) as srv:
+            yield srv
+    except ServerFailed as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +233,7 @@ def wait_until_idle(page, *selectors: str, timeout_ms: int = PAGE_TIMEOUT_MS) ->
         timeout=timeout_ms)
 
 
-def open_page(visit: Visit, server: Server, path: str, title: str) -> object:
+def open_page(visit: Visit, server: LiveServer, path: str, title: str) -> object:
     page = visit.page
     page.goto(f"{server.url}/{path}")
     wait_until_idle(page, f'h1:has-text("{title}")')
@@ -371,11 +324,15 @@ def test_song_page_puts_an_uploaded_clip_on_the_mood_map_and_in_the_table(visit,
     if not cards.DEFAULT_MODELS["song"].exists():
         pytest.skip("the default song model is not trained")
     page = open_page(visit, server, "song_mood", "Song mood")
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(song_file))
-
     mood_map = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Mood map")
-    mood_map.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
-    wait_until_idle(page, '[data-testid="stMain"] [data-testid="stDataFrame"]', timeout_ms=RESULT_TIMEOUT_MS)
+    mood_map.wait_for(state="visible")  # empty until a song comes
+    screenshot(page, "song_mood_empty")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(song_file))
+    mood_map.filter(has_text=song_file.name).wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    results_table = '[data-testid="stMain"] [data-testid="stDataFrame"] [role="gridcell"]'
+    page.locator(f'{results_table}:has-text("{song_file.name}")').first.wait_for(  # the grid's accessible
+        state="attached", timeout=RESULT_TIMEOUT_MS)                                # cells are hidden
+    wait_until_idle(page)
     assert error_texts(page) == []
     texts = chart_texts(mood_map)
     assert song_file.name in texts                           # the song's labelled point / legend entry
@@ -476,7 +433,7 @@ def test_compare_page_tables_the_trained_variants(visit, server):
     page = open_page(visit, server, "compare_variants", "Compare variants")
     for task in ready:
         page.locator('[data-testid="stRadio"] label').filter(has_text=tasks[task]).click()
-        wait_until_idle(page, f'[data-testid="stMain"] [data-testid="stDataFrame"]')
+        wait_until_idle(page, '[data-testid="stMain"] [data-testid="stDataFrame"]')
         page.wait_for_function("() => document.querySelector('[data-testid=\"stMain\"] "
                                "[data-testid=\"stDataFrame\"] [role=gridcell]') !== null")
         cells = grid_cells(page)

@@ -36,6 +36,18 @@ def song_page():
     return _page("pages/song_mood.py")
 
 
+def test_song_page_shows_the_empty_mood_map_before_any_song():
+    if not cards.DEFAULT_MODELS["song"].exists():
+        pytest.skip("the default song model is not trained")
+    import json
+
+    app = _page("pages/song_mood.py")
+    assert "No song yet" in app.info[0].value
+    spec = json.loads(_charts(app)[0].proto.spec)
+    assert spec["data"] == [] and "Mood map" in spec["layout"]["title"]["text"]
+    assert len(spec["layout"]["annotations"]) == 4  # the quadrants' names
+
+
 def test_song_page_maps_an_uploaded_clip_and_lists_it(song_page, real_clip):
     name, data = real_clip
     song_page.file_uploader[0].set_value((name, data, "audio/mpeg")).run()

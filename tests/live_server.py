@@ -1,0 +1,83 @@
+"""The app served by a real `streamlit run` on a free localhost port (browser tests, bench/load.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServerFailed(RuntimeError):
+    """The server exited or did not answer its health check; the message ends with its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """`streamlit run streamlit_app.py` on 127.0.0.1, its output in `log`; started by the constructor,
+    which returns once `/_stcore/health` answers (else ServerFailed). Use as a context manager."""
+
+    def __init__(self, log: Path, start_timeout_s: float = 120):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        streamlit = Path(sys.executable).parent / "streamlit"
+        # No file watcher: other people edit the pages while tests run; a rerun mid-test is noise.
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(
+                [str(streamlit), "run", "streamlit_app.py", "--server.port", str(self.port),
+                 "--server.address", "127.0.0.1", "--server.headless", "true",
+                 "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        try:
+            self._wait_healthy(start_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                raise ServerFailed(f"streamlit exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServerFailed(f"no /_stcore/health after {timeout_s:.0f} s:\n{self.log_tail()}")
+            time.sleep(0.3)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, n_chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-n_chars:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> "LiveServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,76 @@
+"""Several people at once on a real server (`streamlit run`), each a websocket client that speaks
+the browser's protocol (tests/streamlit_client.py, which bench/load.py uses too)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import cv2
+import numpy as np
+import pytest
+
+from core import cards
+from tests.conftest import music_like, wav_bytes
+from tests.live_server import LiveServer, ServerFailed
+from tests.streamlit_client import SessionClient
+
+pytestmark = pytest.mark.slow
+PEOPLE = 4
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    try:
+        with LiveServer(tmp_path_factory.mktemp("streamlit") / "server.log") as srv:
+            yield srv
+    except ServerFailed as e:
+        pytest.fail(str(e))
+
+
+def _photo(i: int) -> bytes:
+    """A grey 320x240 picture with a different stripe for each person (no face in it)."""
+    image = np.full((240, 320), 120, np.uint8)
+    image[10 * i:10 * i + 8] = 30
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+async def _people_at_once(url: str, page: str, files: list[tuple[str, bytes, str]]):
+    sessions = [SessionClient(url, page, timeout_s=240) for _ in files]
+    try:
+        for session in sessions:
+            await session.open()
+        return await asyncio.gather(*[s.upload(*f) for s, f in zip(sessions, files)])
+    finally:
+        for session in sessions:
+            await session.close()
+
+
+def test_songs_uploaded_at_once_each_get_their_own_mood(server):
+    if not cards.DEFAULT_MODELS["song"].exists():
+        pytest.skip("the default song model is not trained")
+    files = [(f"person_{i}.wav", wav_bytes(music_like(8.0, seed=i), 22050), "audio/wav") for i in range(PEOPLE)]
+    runs = asyncio.run(_people_at_once(server.url, "song_mood", files))
+    for (name, _, _), run in zip(files, runs):
+        assert run.status == "FINISHED_SUCCESSFULLY" and run.errors == []
+        chart = run.find(lambda e: e.WhichOneof("type") == "plotly_chart" and "Mood map" in e.plotly_chart.spec)
+        assert chart is not None and name in chart.plotly_chart.spec
+        others = [n for n, _, _ in files if n != name]
+        assert not any(other in chart.plotly_chart.spec for other in others), "another person's song"
+        table = run.find(lambda e: e.WhichOneof("type") == "dataframe")
+        assert table is not None
+
+
+def test_photos_uploaded_at_once_each_get_an_answer_and_a_bad_one_a_message(server):
+    if not cards.DEFAULT_MODELS["face"].exists():
+        pytest.skip("the default face model is not trained")
+    files = [(f"photo_{i}.png", _photo(i), "image/png") for i in range(PEOPLE - 1)]
+    files.append(("broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, "image/png"))
+    runs = asyncio.run(_people_at_once(server.url, "face_expression", files))
+    for (name, _, _), run in zip(files, runs):
+        assert run.status == "FINISHED_SUCCESSFULLY"
+        if name == "broken.png":
+            assert len(run.errors) == 1 and "broken.png" in run.errors[0]
+        else:
+            assert run.errors == []
+            warning = run.find(lambda e: e.WhichOneof("type") == "alert" and "No face was found" in e.alert.body)
+            assert warning is not None  # a grey picture: the page says what to do
