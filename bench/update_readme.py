@@ -85,10 +85,10 @@ def zoo_table(task: str) -> str:
     return "\n".join(lines)
 
 
-def bench(script: str) -> str:
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / script)], capture_output=True,
+def bench(script: str, *args: str) -> str:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True,
                          text=True, check=True, cwd=ROOT).stdout
-    return "```\n$ .venv/bin/python bench/" + script + "\n" + out.strip() + "\n```"
+    return "```\n$ .venv/bin/python " + " ".join(["bench/" + script, *args]) + "\n" + out.strip() + "\n```"
 
 
 def main() -> None:
@@ -104,12 +104,16 @@ def main() -> None:
             text = _replace(text, f"{task}-model", render(cards.read_card(path)))
         text = _replace(text, f"{task}-zoo", zoo_table(task))
     if not args.no_bench:
-        for name, script in (("song-bench", "song_latency.py"), ("face-bench", "face_latency.py"),
-                             ("detector-bench", "face_detection.py"), ("compare-bench", "compare_latency.py")):
+        for name, script, *options in (
+                ("song-bench", "song_latency.py"), ("face-bench", "face_latency.py"),
+                ("detector-bench", "face_detection.py"), ("compare-bench", "compare_latency.py"),
+                ("load-bench", "load.py", "--summary"),
+                ("load-probe-bench", "load.py", "--clients", "probe", "--sessions", "1,8", "--rounds", "8", "--summary"),
+                ("load-memory-bench", "load.py", "--in-a-row", "200", "--summary")):
             if args.bench and name not in args.bench.split(","):
                 continue
             if (ROOT / "bench" / script).exists():
-                text = _replace(text, name, bench(script))
+                text = _replace(text, name, bench(script, *options))
     readme.write_text(text)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pandas as pd
 import streamlit as st
 
@@ -28,9 +26,12 @@ uploads = st.file_uploader("Songs", type=list(audio.SUPPORTED_FORMATS), accept_m
 
 
 def analyse(uploads) -> tuple[list[dict], list[tuple[str, str]]]:
-    """Results for every upload, computed once per session and file content."""
-    done = st.session_state.setdefault("song_results", {})
-    keyed = [((u.name, hashlib.sha1(u.getvalue()).hexdigest()), u) for u in uploads]
+    """Results for every upload, computed once per session and uploaded file (Streamlit's file_id:
+    the bytes are not read again on a rerun); the results of files no longer uploaded are dropped
+    (a session keeps nothing of a song once it is removed)."""
+    keyed = [(u.file_id, u) for u in uploads]
+    kept = st.session_state.get("song_results", {})
+    done = st.session_state["song_results"] = {key: kept[key] for key, _ in keyed if key in kept}
     todo = [(key, u) for key, u in keyed if key not in done]
     progress = st.progress(0.0, text="Analysing…") if todo else None
     for i, (key, upload) in enumerate(todo):
@@ -65,6 +66,7 @@ if uploads:
                 st.caption(upload.name)
                 st.audio(upload.getvalue())
 else:
+    st.session_state.pop("song_results", None)
     st.info("No song yet: upload one above (a 30-second clip or a whole song). It will appear on this map.")
     st.plotly_chart(plots.mood_map([]), key="mood_map")
 

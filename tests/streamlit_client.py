@@ -76,6 +76,7 @@ class SessionClient:
         self.session_id = ""
         self.page_script_hash = ""
         self.uploader_id = ""
+        self.multiple_files = False
         self.uploaded: list = []  # UploadedFileInfo of the files now in the uploader
 
     # ------------------------------------------------------------ HTTP, as the browser does it
@@ -165,13 +166,15 @@ class SessionClient:
         run = await self._rerun([])
         uploader = run.find(lambda e: e.WhichOneof("type") == "file_uploader")
         self.uploader_id = uploader.file_uploader.id if uploader else ""
+        self.multiple_files = bool(uploader and uploader.file_uploader.multiple_files)
         return run
 
     async def upload(self, name: str, data: bytes, mime: str, *, replace: bool = True) -> Run:
         """Choose a file in the page's uploader: ask for an upload URL, PUT the file, rerun with the
         uploader's new state. replace: remove the files uploaded before (as clicking their delete
-        buttons does); else add this one to them (a multi-file uploader). Run.started is the moment
-        the file is chosen."""
+        buttons does); else add this one to them where the uploader takes several files (a
+        single-file uploader always replaces, as in the browser). Run.started is the moment the
+        file is chosen."""
         if not self.uploader_id:
             raise ProtocolError(f"{self.page_name} has no file uploader")
         started = time.perf_counter()
@@ -188,7 +191,7 @@ class SessionClient:
                 f"Content-Type: {mime}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
         await asyncio.to_thread(self._http, "PUT", urls.upload_url, body,
                                 {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        if replace:
+        if replace or not self.multiple_files:
             for old in self.uploaded:
                 await asyncio.to_thread(self._http, "DELETE", old.file_urls.delete_url)
             self.uploaded = []
