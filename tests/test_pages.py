@@ -68,6 +68,17 @@ def test_song_page_explains_a_bad_file_and_still_maps_the_good_one(song_page):
     assert song_page.dataframe[0].value["file"].tolist() == ["tone.wav"]
 
 
+def test_song_page_forgets_the_results_of_removed_songs(song_page):
+    tone = wav_bytes(np.sin(np.arange(22050 * 4) / 9).astype(np.float32) * 0.3, 22050)
+    other = wav_bytes(np.sin(np.arange(22050 * 4) / 5).astype(np.float32) * 0.3, 22050)
+    song_page.file_uploader[0].set_value([("tone.wav", tone, "audio/wav")]).run()
+    assert [r["file"] for r in song_page.session_state["song_results"].values()] == ["tone.wav"]
+    song_page.file_uploader[0].set_value([("other.wav", other, "audio/wav")]).run()
+    assert [r["file"] for r in song_page.session_state["song_results"].values()] == ["other.wav"]
+    song_page.file_uploader[0].set_value([]).run()
+    assert not song_page.exception and "song_results" not in song_page.session_state
+
+
 @pytest.fixture(scope="module")
 def face_page():
     if not cards.DEFAULT_MODELS["face"].exists():
