@@ -423,6 +423,7 @@ def test_face_page_reads_a_picture_taken_with_the_webcam(visit, server, face_pic
 def test_compare_page_tables_the_trained_variants(visit, server):
     if not (ROOT / "pages" / "compare_variants.py").exists():
         pytest.skip("pages/compare_variants.py is not written yet")
+    from core.compare import METRICS
     from core.variants import DEFAULT, trained_variants
 
     tasks = {"song": "Song mood (CRNN)", "face": "Face expression (CNN)"}
@@ -433,9 +434,14 @@ def test_compare_page_tables_the_trained_variants(visit, server):
     page = open_page(visit, server, "compare_variants", "Compare variants")
     for task in ready:
         page.locator('[data-testid="stRadio"] label').filter(has_text=tasks[task]).click()
-        wait_until_idle(page, '[data-testid="stMain"] [data-testid="stDataFrame"]')
-        page.wait_for_function("() => document.querySelector('[data-testid=\"stMain\"] "
-                               "[data-testid=\"stDataFrame\"] [role=gridcell]') !== null")
+        # This task's table, not the one it replaces: its first metric's column, and its cells
+        # (the grid's accessible cells are hidden, so wait for them in the page, not on screen).
+        page.wait_for_function(
+            """(column) => { const f = document.querySelector('[data-testid="stMain"] [data-testid="stDataFrame"]');
+                             return !!f && [...f.querySelectorAll('[role="columnheader"]')].some(h => h.textContent.includes(column))
+                                    && !!f.querySelector('[role="gridcell"]'); }""",
+            arg=METRICS[task][0][0], timeout=RESULT_TIMEOUT_MS)
+        wait_until_idle(page)
         cells = grid_cells(page)
         assert f"★ {DEFAULT}" in cells, cells                # the default row, starred
         others = [name for name in zoos[task] if name != DEFAULT]
