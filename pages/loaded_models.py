@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,17 @@ from core.variants import model_path
 from pages.server_setup import configure_server
 
 configure_server()
+
+
+# At most one analysis per CPU at a time, across all sessions; the others wait their turn (first
+# come, first served) instead of all sharing the cores and finishing together at the end.
+_ANALYSIS_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def analysis_slot():
+    with _ANALYSIS_SLOTS:
+        yield
 
 
 @st.cache_resource(show_spinner="Loading the model…")

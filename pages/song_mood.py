@@ -9,7 +9,7 @@ from core import audio, plots
 from core.errors import InputError
 from core.predict import predict_song
 from pages.app_navigation import use_app_navigation
-from pages.loaded_models import default_runner
+from pages.loaded_models import analysis_slot, default_runner
 
 use_app_navigation()
 st.title(":material/music_note: Song mood")
@@ -37,7 +37,8 @@ def analyse(uploads) -> tuple[list[dict], list[tuple[str, str]]]:
     for i, (key, upload) in enumerate(todo):
         progress.progress(i / len(todo), text=f"Analysing {upload.name} ({i + 1} of {len(todo)})…")
         try:
-            done[key] = predict_song(runner, upload.getvalue(), upload.name)
+            with analysis_slot():
+                done[key] = predict_song(runner, upload.getvalue(), upload.name)
         except InputError as e:
             done[key] = {"error": str(e)}
     if progress:

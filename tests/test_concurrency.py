@@ -103,3 +103,20 @@ def test_songs_and_photos_from_8_sessions_at_once_get_their_own_results():
             for f_got, f_expected in zip(got["faces"], expected["faces"]):
                 assert f_got["probabilities"] == pytest.approx(f_expected["probabilities"], rel=RTOL, abs=ATOL)
     assert any(r.get("faces") for r in alone)  # at least the whole-picture ones were scored
+
+
+def test_faces_found_from_8_threads_at_once_match_one_at_a_time_with_one_detector_per_cpu():
+    from core import faces
+
+    canvas = np.full((480, 640), 128, np.uint8)
+    pictures = []
+    for k in range(THREADS):
+        picture = canvas.copy()
+        side = 120 + 10 * k
+        picture[80:80 + side, 100 + 20 * k:100 + 20 * k + side] = cv2.resize(
+            _face_batches()[k % len(_face_batches())][0, :, :, 0].astype(np.uint8), (side, side))
+        pictures.append(cv2.cvtColor(picture, cv2.COLOR_GRAY2BGR))
+    alone = [faces.detect_faces(p) for p in pictures]
+    together = _all_at_once(faces.detect_faces, pictures)
+    assert together == alone and sum(map(bool, alone)) >= THREADS // 2  # most pictures show a found face
+    assert 1 <= faces._detectors_made <= faces.MAX_DETECTORS

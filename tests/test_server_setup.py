@@ -67,3 +67,29 @@ def test_streamlit_s_own_hook_clears_keras(monkeypatch):
     assert server_setup.STREAMLIT_CLEAN_UP is not None
     server_setup.STREAMLIT_CLEAN_UP()
     assert cleared == [1]
+
+
+def test_analyses_take_turns_one_per_cpu():
+    import os
+    import threading
+    import time
+
+    from pages.loaded_models import analysis_slot
+
+    lock, inside, peak = threading.Lock(), [0], [0]
+
+    def analyse():
+        with analysis_slot():
+            with lock:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=analyse) for _ in range(3 * (os.cpu_count() or 1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak[0] == (os.cpu_count() or 1) and inside[0] == 0
