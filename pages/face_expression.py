@@ -46,13 +46,14 @@ def show_result(image, result: dict) -> None:
 if picture is not None:
     data = picture.getvalue()
     try:
-        with analysis_slot():
+        with analysis_slot:
             image, result = analyse_picture(runner, data, picture.name)
         if not result["faces"]:
             st.warning("No face was found. Tips: face the camera, light your face from the front, "
                        "and come closer (the face should fill at least a tenth of the picture's height).")
             if st.checkbox("Score the whole picture as one face"):
-                image, result = analyse_picture(runner, data, picture.name, whole_image=True)
+                with analysis_slot:
+                    image, result = analyse_picture(runner, data, picture.name, whole_image=True)
         if result["faces"]:
             show_result(image, result)
     except InputError as e:

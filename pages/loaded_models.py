@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from pathlib import Path
@@ -20,15 +19,10 @@ from pages.server_setup import configure_server
 configure_server()
 
 
-# At most one analysis per CPU at a time, across all sessions; the others wait their turn (first
-# come, first served) instead of all sharing the cores and finishing together at the end.
-_ANALYSIS_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
-
-
-@contextlib.contextmanager
-def analysis_slot():
-    with _ANALYSIS_SLOTS:
-        yield
+# At most one analysis per CPU at a time, across all sessions: `with analysis_slot:`. The others
+# wait their turn (waiters are woken oldest first) instead of all sharing the cores and finishing
+# together at the end.
+analysis_slot = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 @st.cache_resource(show_spinner="Loading the model…")

@@ -37,7 +37,7 @@ def analyse(uploads) -> tuple[list[dict], list[tuple[str, str]]]:
     for i, (key, upload) in enumerate(todo):
         progress.progress(i / len(todo), text=f"Analysing {upload.name} ({i + 1} of {len(todo)})…")
         try:
-            with analysis_slot():
+            with analysis_slot:
                 done[key] = predict_song(runner, upload.getvalue(), upload.name)
         except InputError as e:
             done[key] = {"error": str(e)}

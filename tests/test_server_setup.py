@@ -79,7 +79,7 @@ def test_analyses_take_turns_one_per_cpu():
     lock, inside, peak = threading.Lock(), [0], [0]
 
     def analyse():
-        with analysis_slot():
+        with analysis_slot:
             with lock:
                 inside[0] += 1
                 peak[0] = max(peak[0], inside[0])
