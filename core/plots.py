@@ -11,6 +11,10 @@ _QUADRANTS = {1: ((0.5, 1), (0.5, 1), "rgba(255, 200, 60, 0.13)"),
               2: ((0, 0.5), (0.5, 1), "rgba(230, 70, 60, 0.10)"),
               3: ((0, 0.5), (0, 0.5), "rgba(70, 110, 220, 0.10)"),
               4: ((0.5, 1), (0, 0.5), "rgba(70, 180, 120, 0.12)")}
+# plotly's "Blues" as its validator spells a named colour scale out.
+_BLUES = [[0.0, "rgb(247,251,255)"], [0.125, "rgb(222,235,247)"], [0.25, "rgb(198,219,239)"],
+          [0.375, "rgb(158,202,225)"], [0.5, "rgb(107,174,214)"], [0.625, "rgb(66,146,198)"],
+          [0.75, "rgb(33,113,181)"], [0.875, "rgb(8,81,156)"], [1.0, "rgb(8,48,107)"]]
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22", "#7f7f7f")
 
@@ -61,29 +65,28 @@ def mood_map(results: list[dict], title: str = "Mood map (Russell's circumplex)"
 
 
 def probability_bars(probabilities: dict[str, float], title: str = "") -> go.Figure:
-    """The seven expression probabilities of one face, the top one highlighted."""
+    """The seven expression probabilities of one face, the top one highlighted. Plain dicts, no
+    validation (the face page draws one per face on every rerun), keys spelled in full."""
     names, values = list(probabilities), list(probabilities.values())
     top = max(range(len(values)), key=values.__getitem__)
-    fig = go.Figure(go.Bar(
-        x=values, y=names, orientation="h", text=[f"{v:.0%}" for v in values],
-        textposition="outside",
-        marker_color=["#d62728" if i == top else "#8fa8c8" for i in range(len(values))]))
-    fig.update_layout(title=title, height=300, margin=dict(l=10, r=30, t=40 if title else 10, b=10),
-                      xaxis=dict(range=[0, 1.15], tickformat=".0%"),
-                      yaxis=dict(autorange="reversed"))
-    return fig
+    bar = dict(type="bar", x=values, y=names, orientation="h", text=[f"{v:.0%}" for v in values],
+               textposition="outside",
+               marker=dict(color=["#d62728" if i == top else "#8fa8c8" for i in range(len(values))]))
+    layout = dict(title=dict(text=title), height=300, margin=dict(l=10, r=30, t=40 if title else 10, b=10),
+                  xaxis=dict(range=[0, 1.15], tickformat=".0%"), yaxis=dict(autorange="reversed"))
+    return go.Figure(dict(data=[bar], layout=layout), _validate=False)
 
 
 def confusion_heatmap(confusion: list[list[int]], names: tuple[str, ...], title: str = "") -> go.Figure:
-    """Rows: true class; columns: predicted; each row's share shown as colour and text."""
+    """Rows: true class; columns: predicted; each row's share shown as colour and text. Plain
+    dicts, no validation (the face page shows the model's on every rerun)."""
     shares = [[v / max(sum(row), 1) for v in row] for row in confusion]
-    fig = go.Figure(go.Heatmap(
-        z=shares, x=list(names), y=list(names), colorscale="Blues", zmin=0, zmax=1,
-        text=[[f"{v}" for v in row] for row in confusion], texttemplate="%{text}",
-        hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.0%} of the row)<extra></extra>"))
-    fig.update_layout(title=title, height=420, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      xaxis_title="predicted", yaxis=dict(title="true", autorange="reversed"))
-    return fig
+    heatmap = dict(type="heatmap", z=shares, x=list(names), y=list(names), colorscale=_BLUES, zmin=0, zmax=1,
+                   text=[[f"{v}" for v in row] for row in confusion], texttemplate="%{text}",
+                   hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.0%} of the row)<extra></extra>")
+    layout = dict(title=dict(text=title), height=420, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                  xaxis=dict(title=dict(text="predicted")), yaxis=dict(title=dict(text="true"), autorange="reversed"))
+    return go.Figure(dict(data=[heatmap], layout=layout), _validate=False)
 
 
 def learning_curves(curves_by_name: dict[str, dict[str, list[float]]], title: str = "Learning curves") -> go.Figure:
