@@ -580,7 +580,8 @@ def main() -> int:
                         help="ws: websocket clients that draw nothing (default); browser: a Chromium context "
                              "each; probe: one person in Chromium, the others websocket clients")
     parser.add_argument("--keep-files", action="store_true",
-                        help="in a row: leave every upload in the uploader (default: remove the last one first)")
+                        help="in a row: leave every song in the song page's multi-file uploader (default: remove "
+                             "the last one first; the photo uploader takes one file and always replaces)")
     parser.add_argument("--summary", action="store_true", help="only the results table (and any failure)")
     parser.add_argument("--wait-after-close", type=float, default=0,
                         help="in a row: then close the sessions, wait this many seconds and read RSS again")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pandas as pd
 import streamlit as st
 
@@ -12,7 +10,7 @@ from core.datasets import EXPRESSIONS
 from core.errors import InputError
 from core.variants import DEFAULT, trained_variants
 from pages.app_navigation import use_app_navigation
-from pages.loaded_models import variant_runners
+from pages.loaded_models import analysis_slot, variant_runners
 
 use_app_navigation()
 st.title(":material/compare: Compare variants")
@@ -90,12 +88,15 @@ formats = audio.SUPPORTED_FORMATS if task == "song" else faces.SUPPORTED_FORMATS
 upload = st.file_uploader("Song" if task == "song" else "Photo", type=list(formats), key=f"upload_{task}")
 
 
-def run_variants(data: bytes, name: str, whole_image: bool = False) -> dict:
-    """Every selected variant on the upload, kept for this session only (latest input)."""
-    key = (task, hashlib.sha1(data).hexdigest(), tuple(runners), passes, whole_image)
+def run_variants(upload, whole_image: bool = False) -> dict:
+    """Every selected variant on the upload, kept for this session only (latest input; keyed by
+    Streamlit's file_id, so a rerun does not read the bytes again). Runs take turns with the other
+    pages' analyses."""
+    key = (task, upload.file_id, tuple(runners), passes, whole_image)
     kept = st.session_state.get("compare_result")
     if kept is None or kept["key"] != key:
-        with st.spinner(f"Running {len(runners)} variants…"):
+        data, name = upload.getvalue(), upload.name
+        with st.spinner(f"Running {len(runners)} variants…"), analysis_slot:
             if task == "song":
                 source = compare.song_input(data, name)
                 results = compare.compare_song(runners, source, passes)
@@ -123,12 +124,12 @@ def show_faces(source, results: dict) -> None:
 
 if upload is not None:
     try:
-        kept = run_variants(upload.getvalue(), upload.name)
+        kept = run_variants(upload)
         if task == "face" and not kept["source"].found:
             st.warning("No face was found. Tips: face the camera, light your face from the front, and come closer.")
             if not st.checkbox("Score the whole picture as one face"):
                 st.stop()
-            kept = run_variants(upload.getvalue(), upload.name, whole_image=True)
+            kept = run_variants(upload, whole_image=True)
         (show_song if task == "song" else show_faces)(kept["source"], kept["results"])
         spread = "cloud and ±2 sd ellipse of the song's mean" if task == "song" else "error bars: one standard deviation"
         st.caption(f"Spread: {passes} Monte Carlo dropout passes per variant ({spread})." if passes
