@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import plotly.graph_objects as go
+from plotly.colors import sequential
 
 from core.metrics import QUADRANT_NAMES, QUADRANT_THRESHOLD
 
@@ -11,10 +12,8 @@ _QUADRANTS = {1: ((0.5, 1), (0.5, 1), "rgba(255, 200, 60, 0.13)"),
               2: ((0, 0.5), (0.5, 1), "rgba(230, 70, 60, 0.10)"),
               3: ((0, 0.5), (0, 0.5), "rgba(70, 110, 220, 0.10)"),
               4: ((0.5, 1), (0, 0.5), "rgba(70, 180, 120, 0.12)")}
-# plotly's "Blues" as its validator spells a named colour scale out.
-_BLUES = [[0.0, "rgb(247,251,255)"], [0.125, "rgb(222,235,247)"], [0.25, "rgb(198,219,239)"],
-          [0.375, "rgb(158,202,225)"], [0.5, "rgb(107,174,214)"], [0.625, "rgb(66,146,198)"],
-          [0.75, "rgb(33,113,181)"], [0.875, "rgb(8,81,156)"], [1.0, "rgb(8,48,107)"]]
+# plotly's "Blues" spelled out, as its validator does to a named colour scale.
+_BLUES = [[i / (len(sequential.Blues) - 1), colour] for i, colour in enumerate(sequential.Blues)]
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22", "#7f7f7f")
 
