@@ -6,10 +6,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import threading
+import time
 
-from streamlit import config
+from streamlit import config, runtime
 from streamlit.runtime.scriptrunner import script_runner
+from streamlit.runtime.session_manager import SessionInfo, SessionStorage
 
 # Multipart bytes around one uploaded file (boundary lines and part headers), with room to spare.
 _MULTIPART_OVERHEAD_BYTES = 64 * 1024
@@ -47,6 +51,67 @@ def keep_models_warm_between_runs() -> None:
         script_runner._clean_problem_modules = _close_pyplot_figures
 
 
+class ClosedSessionsShutDown(SessionStorage):
+    """Where the server keeps a session whose tab has gone, so that a tab that reconnects within
+    `ttl_s` (server.disconnectedSessionTTL) gets its page back. Streamlit's own storage merely
+    forgets such a session when its time is up and never shuts it down, so the person's uploads
+    stay in the upload store, and their song stays downloadable at its /media URL, for as long as
+    the server runs. Here a session whose time is up is shut down, as closing it would: Streamlit
+    then drops its uploads and media."""
+
+    def __init__(self, ttl_s: float):
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._stored: dict[str, tuple[SessionInfo, float]] = {}  # session id -> (info, deadline)
+
+    def get(self, session_id: str) -> SessionInfo | None:
+        self.shut_down_expired()
+        with self._lock:
+            stored = self._stored.get(session_id)
+        return stored[0] if stored else None
+
+    def save(self, session_info: SessionInfo) -> None:
+        self.shut_down_expired()
+        with self._lock:
+            self._stored[session_info.session.id] = (session_info, time.monotonic() + self.ttl_s)
+        try:  # Streamlit saves from its event loop's thread; shut down there, once the time is up
+            asyncio.get_running_loop().call_later(self.ttl_s + 0.1, self.shut_down_expired)
+        except RuntimeError:  # no loop here: the next get, save or list shuts it down
+            pass
+
+    def delete(self, session_id: str) -> None:
+        with self._lock:
+            self._stored.pop(session_id, None)
+
+    def list(self) -> list[SessionInfo]:  # ty: ignore[invalid-type-form]
+        self.shut_down_expired()
+        with self._lock:
+            return [info for info, _ in self._stored.values()]
+
+    def shut_down_expired(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            expired = [sid for sid, (_, deadline) in self._stored.items() if deadline <= now]
+            infos = [self._stored.pop(sid)[0] for sid in expired]
+        for info in infos:
+            info.session.shutdown()
+
+
+def shut_down_closed_sessions() -> None:
+    """Put `ClosedSessionsShutDown` in place of the running server's session storage (once; the
+    sessions already stored move over). Outside a server (AppTest's stand-in runtime, a shell)
+    there is no storage to replace; tests/test_live_sessions.py checks a real server."""
+    manager = getattr(runtime.get_instance(), "_session_mgr", None) if runtime.exists() else None
+    if not hasattr(manager, "_storage_lock") or isinstance(manager._session_storage, ClosedSessionsShutDown):
+        return
+    storage = ClosedSessionsShutDown(config.get_option("server.disconnectedSessionTTL"))
+    with manager._storage_lock:
+        for info in manager._session_storage.list():
+            storage.save(info)
+        manager._session_storage = storage
+
+
 def configure_server() -> None:
     keep_uploads_in_memory()
     keep_models_warm_between_runs()
+    shut_down_closed_sessions()

@@ -25,9 +25,10 @@ def free_port() -> int:
 
 class LiveServer:
     """`streamlit run streamlit_app.py` on 127.0.0.1, its output in `log`; started by the constructor,
-    which returns once `/_stcore/health` answers (else ServerFailed). Use as a context manager."""
+    which returns once `/_stcore/health` answers (else ServerFailed). Use as a context manager.
+    options: more `streamlit run` options, e.g. {"server.disconnectedSessionTTL": 2}."""
 
-    def __init__(self, log: Path, start_timeout_s: float = 120):
+    def __init__(self, log: Path, start_timeout_s: float = 120, options: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -37,7 +38,8 @@ class LiveServer:
             self.process = subprocess.Popen(
                 [str(streamlit), "run", "streamlit_app.py", "--server.port", str(self.port),
                  "--server.address", "127.0.0.1", "--server.headless", "true",
-                 "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+                 "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+                 *[arg for name, value in (options or {}).items() for arg in (f"--{name}", str(value))]],
                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         try:
             self._wait_healthy(start_timeout_s)

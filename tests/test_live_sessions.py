@@ -4,6 +4,9 @@ the browser's protocol (tests/streamlit_client.py, which bench/load.py uses too)
 from __future__ import annotations
 
 import asyncio
+import time
+import urllib.error
+import urllib.request
 
 import cv2
 import numpy as np
@@ -16,12 +19,15 @@ from tests.streamlit_client import SessionClient
 
 pytestmark = pytest.mark.slow
 PEOPLE = 4
+# Seconds a closed tab's session is kept for it to reconnect (Streamlit's default is 120).
+SESSION_TTL_S = 2
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     try:
-        with LiveServer(tmp_path_factory.mktemp("streamlit") / "server.log") as srv:
+        with LiveServer(tmp_path_factory.mktemp("streamlit") / "server.log",
+                        options={"server.disconnectedSessionTTL": SESSION_TTL_S}) as srv:
             yield srv
     except ServerFailed as e:
         pytest.fail(str(e))
@@ -74,3 +80,31 @@ def test_photos_uploaded_at_once_each_get_an_answer_and_a_bad_one_a_message(serv
             assert run.errors == []
             warning = run.find(lambda e: e.WhichOneof("type") == "alert" and "No face was found" in e.alert.body)
             assert warning is not None  # a grey picture: the page says what to do
+
+
+def _http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            return reply.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_a_closed_tab_s_song_is_dropped_once_its_reconnect_time_is_up(server):
+    """Streamlit keeps a closed tab's session for server.disconnectedSessionTTL, for the tab to
+    reconnect; after that the person's upload must be gone: their song no longer served at its
+    /media URL (the session is shut down, which also empties its part of the upload store)."""
+    async def upload_then_close():
+        async with SessionClient(server.url, "song_mood", timeout_s=240) as session:
+            await session.open()
+            run = await session.upload("mine.wav", wav_bytes(music_like(4.0, seed=9), 22050), "audio/wav")
+        audio = run.find(lambda e: e.WhichOneof("type") == "audio")
+        assert audio is not None, "the song page shows no player for the song"
+        return server.url + audio.audio.url
+
+    song_url = asyncio.run(upload_then_close())
+    assert _http_status(song_url) == 200, "the song is not served right after its tab closed"
+    deadline = time.monotonic() + SESSION_TTL_S + 10
+    while _http_status(song_url) == 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _http_status(song_url) == 404, "a closed tab's song is still kept"

@@ -93,3 +93,47 @@ def test_analyses_take_turns_one_per_cpu():
     for thread in threads:
         thread.join()
     assert peak[0] == (os.cpu_count() or 1) and inside[0] == 0
+
+
+class _Session:
+    """What the session storage touches of a Streamlit AppSession."""
+
+    def __init__(self, session_id: str):
+        self.id, self.shutdowns = session_id, 0
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+def _stored(storage, session_id: str) -> _Session:
+    from streamlit.runtime.session_manager import SessionInfo
+
+    session = _Session(session_id)
+    storage.save(SessionInfo(client=None, session=session, script_run_count=1))
+    return session
+
+
+def test_a_tab_that_reconnects_in_time_gets_its_session_back():
+    storage = server_setup.ClosedSessionsShutDown(ttl_s=60)
+    session = _stored(storage, "a")
+    assert storage.get("a").session is session and storage.list()[0].session is session
+    storage.delete("a")  # what Streamlit does when the tab reconnects
+    assert storage.get("a") is None and session.shutdowns == 0
+
+
+def test_a_closed_tab_s_session_is_shut_down_when_its_time_is_up():
+    import time
+
+    async def close_tabs():
+        storage = server_setup.ClosedSessionsShutDown(ttl_s=0.2)
+        gone, kept = _stored(storage, "gone"), None
+        await asyncio.sleep(0.15)
+        kept = _stored(storage, "kept")
+        await asyncio.sleep(0.25)  # nothing else touches the storage: the event loop shuts "gone" down
+        return storage, gone, kept
+
+    storage, gone, kept = asyncio.run(close_tabs())
+    assert gone.shutdowns == 1 and kept.shutdowns == 0
+    assert storage.get("gone") is None
+    time.sleep(0.1)  # no event loop now: the next look at the storage shuts "kept" down
+    assert storage.list() == [] and kept.shutdowns == 1 and gone.shutdowns == 1
