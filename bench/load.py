@@ -551,13 +551,18 @@ async def run_in_a_row(args, server: LiveServer) -> dict:
             if outcome.seconds is None or (not args.summary and (i in (1, 20, args.in_a_row) or i % 10 == 0)):
                 print(f"  {i:4d} analyses: server RSS {rss[i]:7.1f} MiB  ({time.perf_counter() - started:.0f} s)"
                       + ("" if outcome.seconds is not None else f"  FAILED: {outcome}"), flush=True)
+        stored = {"before_close": server.stored_bytes()}
         for person in persons.values():
             await person.close()
     after_close = None
-    if args.wait_after_close:  # Streamlit drops a closed session, and its uploads, after server.disconnectedSessionTTL
+    if args.wait_after_close:  # a closed session, and its uploads, go after server.disconnectedSessionTTL
         await asyncio.sleep(args.wait_after_close)
         after_close = rss_mib(server.pid)
+        stored["after_close"] = server.stored_bytes()
         print(f"  {args.wait_after_close:.0f} s after the sessions closed: server RSS {after_close:7.1f} MiB", flush=True)
+    print("  people's files the server holds (its own count, MB): " + "; ".join(
+        f"{when.replace('_', ' ')}: uploads {b['uploads'] / 1e6:.1f}, media {b['media'] / 1e6:.1f}"
+        for when, b in stored.items()), flush=True)
     after_20, after_all = rss[min(20, args.in_a_row)], rss[args.in_a_row]
     growth = 100 * (after_all - after_20) / after_20
     print(f"clients: {args.clients}; {'uploads kept' if args.keep_files else 'each upload replaces the one before'}: "
@@ -566,7 +571,7 @@ async def run_in_a_row(args, server: LiveServer) -> dict:
     return {"clients": args.clients, "keep_files": args.keep_files, "rss_after_20_mib": after_20,
             "rss_after_all_mib": after_all, "growth_percent": growth, "analyses": args.in_a_row,
             "failures": failures, "rss_by_analysis": rss, "wait_after_close_s": args.wait_after_close,
-            "rss_after_close_mib": after_close}
+            "rss_after_close_mib": after_close, "stored_bytes": stored}
 
 
 def main() -> int:

@@ -62,6 +62,17 @@ class LiveServer:
                 raise ServerFailed(f"no /_stcore/health after {timeout_s:.0f} s:\n{self.log_tail()}")
             time.sleep(0.3)
 
+    def stored_bytes(self) -> dict[str, int]:
+        """Bytes the server holds of people's files, by its own count (`/_stcore/metrics`):
+        "uploads" (the upload store) and "media" (what st.audio / st.image / downloads serve).
+        Streamlit recounts them at most every 5 s."""
+        with urllib.request.urlopen(f"{self.url}/_stcore/metrics", timeout=30) as reply:
+            lines = reply.read().decode().splitlines()
+        stores = {"uploads": 'cache_type="UploadedFileManager"', "media": 'cache_type="st_memory_media_file_storage"'}
+        return {name: sum(int(float(line.rsplit(" ", 1)[1])) for line in lines
+                          if line.startswith("cache_memory_bytes{") and label in line)
+                for name, label in stores.items()}
+
     @property
     def pid(self) -> int:
         return self.process.pid
