@@ -7,6 +7,7 @@ import asyncio
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -64,6 +65,20 @@ def test_songs_uploaded_at_once_each_get_their_own_mood(server):
         assert not any(other in chart.plotly_chart.spec for other in others), "another person's song"
         table = run.find(lambda e: e.WhichOneof("type") == "dataframe")
         assert table is not None
+
+
+def test_the_server_runs_each_model_call_on_one_thread(server):
+    """pages/server_setup.py: one TensorFlow compute thread (TensorFlow's default here is one per
+    CPU, a pool that spun beside each call)."""
+    if not cards.DEFAULT_MODELS["song"].exists():
+        pytest.skip("the default song model is not trained")
+    song = ("one.wav", wav_bytes(music_like(4.0, seed=5), 22050), "audio/wav")
+    run, = asyncio.run(_people_at_once(server.url, "song_mood", [song]))
+    assert run.errors == []
+    tasks = list(Path(f"/proc/{server.pid}/task").iterdir())
+    names = [(task / "comm").read_text().strip() for task in tasks if (task / "comm").exists()]
+    assert "tf_graph_runner" in names, "TensorFlow has not started in the server"
+    assert names.count("tf_Compute") == 1
 
 
 def test_photos_uploaded_at_once_each_get_an_answer_and_a_bad_one_a_message(server):
