@@ -14,7 +14,7 @@ from core.errors import ModelFileError
 from core.compare import INPUT_SHAPES
 from core.predict import ModelRunner
 from core.variants import model_path
-from pages.server_setup import configure_server
+from pages.server_setup import configure_server, keep_loaded_objects_out_of_gc
 
 configure_server()
 
@@ -26,14 +26,18 @@ analysis_slot = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 @st.cache_resource(show_spinner="Loading the model…")
-def _load(path: str) -> ModelRunner:
-    return ModelRunner.load(Path(path))
+def _load(path: str, task: str) -> ModelRunner:
+    """The task's model at `path`, traced (its first call) before anyone waits on it."""
+    runner = ModelRunner.load(Path(path))
+    runner(np.zeros((1, *INPUT_SHAPES[task]), np.float32))
+    keep_loaded_objects_out_of_gc()
+    return runner
 
 
 def default_runner(task: str) -> ModelRunner:
     """The task's default model; on a missing or corrupt file, a clear message and the page stops."""
     try:
-        return _load(str(cards.DEFAULT_MODELS[task]))
+        return _load(str(cards.DEFAULT_MODELS[task]), task)
     except ModelFileError as e:
         st.error(f"This page cannot run: {e}")
         st.stop()
@@ -42,8 +46,9 @@ def default_runner(task: str) -> ModelRunner:
 @st.cache_resource(show_spinner="Preparing Monte Carlo dropout…")
 def _with_mc_dropout(path: str, task: str) -> ModelRunner:
     """The runner of `path`, its dropout-on copy traced once (the first trace takes seconds)."""
-    runner = _load(path)
+    runner = _load(path, task)
     runner.mc_dropout(np.zeros((1, *INPUT_SHAPES[task]), np.float32), 1)
+    keep_loaded_objects_out_of_gc()
     return runner
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import threading
@@ -60,6 +61,16 @@ def one_thread_per_analysis() -> None:
     run before a page loads a model: `streamlit_app.py` calls it first."""
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ.setdefault(name, "1")
+
+
+def keep_loaded_objects_out_of_gc() -> None:
+    """Python's full garbage collection walks every object the collector tracks: with TensorFlow
+    and the models loaded, over half a million. In the server each one held the GIL for 70 to 320
+    ms (measured with gc.callbacks during bench/load.py), so every session stalled while it ran.
+    What exists once a model is loaded and traced lives as long as the server: `gc.freeze()` moves
+    it out of the collector's reach, and a full collection then walks only what came after.
+    Call it once a model is loaded and traced."""
+    gc.freeze()
 
 
 class ClosedSessionsShutDown(SessionStorage):

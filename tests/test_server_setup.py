@@ -137,3 +137,22 @@ def test_a_closed_tab_s_session_is_shut_down_when_its_time_is_up():
     assert storage.get("gone") is None
     time.sleep(0.1)  # no event loop now: the next look at the storage shuts "kept" down
     assert storage.list() == [] and kept.shutdowns == 1 and gone.shutdowns == 1
+
+
+def test_a_loaded_model_is_traced_and_kept_out_of_the_collector():
+    import gc
+
+    from core import cards
+    from pages.loaded_models import _load
+
+    if not cards.DEFAULT_MODELS["face"].exists():
+        pytest.skip("the default face model is not trained")
+    _load.clear()
+    gc.unfreeze()
+    try:
+        runner = _load(str(cards.DEFAULT_MODELS["face"]), "face")
+        assert runner._infer.experimental_get_tracing_count() == 1  # before anyone waits on it
+        assert gc.get_freeze_count() > 100_000  # TensorFlow and the model, out of full collections
+    finally:
+        gc.unfreeze()
+        _load.clear()
