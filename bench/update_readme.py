@@ -109,7 +109,9 @@ def main() -> None:
                 ("detector-bench", "face_detection.py"), ("compare-bench", "compare_latency.py"),
                 ("load-bench", "load.py", "--summary"),
                 ("load-probe-bench", "load.py", "--clients", "probe", "--sessions", "1,8", "--rounds", "8", "--summary"),
-                ("load-memory-bench", "load.py", "--in-a-row", "200", "--summary")):
+                ("load-memory-bench", "load.py", "--in-a-row", "200", "--summary"),
+                ("load-closed-bench", "load.py", "--in-a-row", "100", "--keep-files", "--wait-after-close", "140",
+                 "--summary")):
             if args.bench and name not in args.bench.split(","):
                 continue
             if (ROOT / "bench" / script).exists():
