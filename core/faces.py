@@ -151,6 +151,14 @@ def _a_detector():
         _idle_detectors.put(detector)
 
 
+def prepare_detectors() -> None:
+    """Make the whole pool now, one detector per CPU, so that nobody's photo waits while one is
+    made (the first takes seconds, with TensorFlow Lite's start; each further one about 50 ms)."""
+    with contextlib.ExitStack() as holding:  # hold each one: the next is then a new one
+        for _ in range(MAX_DETECTORS):
+            holding.enter_context(_a_detector())
+
+
 def detect_faces(image: np.ndarray) -> list[Face]:
     """Every face in a BGR or grey picture, largest first."""
     rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)

