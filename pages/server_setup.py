@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import gc
 import os
 import sys
@@ -115,8 +117,23 @@ class ClosedSessionsShutDown(SessionStorage):
         with self._lock:
             expired = [sid for sid, (_, deadline) in self._stored.items() if deadline <= now]
             infos = [self._stored.pop(sid)[0] for sid in expired]
-        for info in infos:
-            info.session.shutdown()
+        if not infos:
+            return
+        while infos:  # popped as they go: nothing here holds them when the memory is given back
+            infos.pop().session.shutdown()
+        give_memory_back()
+
+
+def give_memory_back() -> None:
+    """A shut-down session's objects refer to each other, so only the cyclic collector frees them
+    (and with them the uploads they hold); then glibc keeps the freed memory unless asked to give it
+    back. Measured with `bench/load.py --in-a-row 60 --keep-files --wait-after-close 20` and a
+    3-s reconnect time: the server's RSS went from 1371 MiB before the tabs closed to 1244 MiB
+    after with the trim alone, to 1066 MiB with both (below its RSS after the first 20 analyses).
+    A collection is cheap once the models are frozen out of it (`keep_loaded_objects_out_of_gc`)."""
+    gc.collect()
+    with contextlib.suppress(AttributeError, OSError):  # malloc_trim is glibc's
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def shut_down_closed_sessions() -> None:

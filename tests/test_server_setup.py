@@ -96,10 +96,12 @@ def test_analyses_take_turns_one_per_cpu():
 
 
 class _Session:
-    """What the session storage touches of a Streamlit AppSession."""
+    """What the session storage touches of a Streamlit AppSession; like one, it refers to itself
+    through its parts (only the cyclic collector frees it) and holds a person's upload."""
 
     def __init__(self, session_id: str):
         self.id, self.shutdowns = session_id, 0
+        self.parts, self.upload = [self], bytearray(1024 * 1024)
 
     def shutdown(self):
         self.shutdowns += 1
@@ -157,3 +159,20 @@ def test_a_loaded_model_is_traced_and_kept_out_of_the_collector():
     finally:
         gc.unfreeze()
         _load.clear()
+
+
+def test_a_shut_down_session_is_freed_at_once():
+    import gc
+    import time
+    import weakref
+
+    storage = server_setup.ClosedSessionsShutDown(ttl_s=0.05)
+    gc.disable()  # no collection on its own during the test: only the storage's
+    try:
+        gone = weakref.ref(_stored(storage, "gone"))
+        time.sleep(0.1)
+        assert gone() is not None  # the storage still holds it (the time is up, not yet looked at)
+        storage.list()
+        assert gone() is None, "the shut-down session and its upload are still in memory"
+    finally:
+        gc.enable()
