@@ -114,7 +114,8 @@ def _letterboxed(image, roi=None, output_size=None, keep_aspect_ratio=False, out
         pad_y = (1 - (h / w) / (out_h / out_w)) / 2
     else:
         pad_x = (1 - (out_h / out_w) / (h / w)) / 2
-    top, left = round(pad_y * out_h), round(pad_x * out_w)
+    # At least one row or column of picture, however thin it is (a 48x20000 strip scales to 3x1280).
+    top, left = min(round(pad_y * out_h), (out_h - 1) // 2), min(round(pad_x * out_w), (out_w - 1) // 2)
     canvas = np.zeros((out_h, out_w, 3), np.uint8)
     canvas[top:out_h - top, left:out_w - left] = np.asarray(
         Image.fromarray(image).resize((out_w - 2 * left, out_h - 2 * top), Image.Resampling.BILINEAR))

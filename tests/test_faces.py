@@ -153,3 +153,11 @@ def test_the_detector_pool_can_be_made_before_anyone_waits(monkeypatch):
     assert faces._detectors_made == faces.MAX_DETECTORS == faces._idle_detectors.qsize()
     assert faces.detect_faces(np.zeros((64, 64, 3), np.uint8)) == []
     assert faces._idle_detectors.qsize() == faces.MAX_DETECTORS
+
+
+@pytest.mark.parametrize("shape", [(48, 60000), (60000, 48), (48, 13000)])
+def test_a_long_thin_picture_is_searched_without_error(shape):
+    # Downscaled to 1280 px on its long side, the short side is 1 to 5 px: still a picture to search.
+    image = faces.decode_image(encode(np.full(shape, 128, np.uint8)))
+    assert max(image.shape[:2]) == faces.WORK_MAX_SIDE_PX and min(image.shape[:2]) <= 5
+    assert faces.detect_faces(image) == []
