@@ -518,7 +518,10 @@ def report(rounds: list[Round], server: LiveServer, clients: str) -> dict:
                                             "cpu_floor_ratio": floor_s / p95_1}
             print(f"{task}, {client} sessions: N={top.sessions} {'no errors or lost results' if clean else 'ERRORS OR LOST RESULTS'}; "
                   f"p95 N={top.sessions} / p95 N=1 = {ratio:.2f} (goal < 4: {'met' if ratio < 4 else 'NOT met'}); "
-                  f"CPU floor {floor_s:.2f} s = {floor_s / p95_1:.2f} x p95 N=1")
+                  f"CPU floor {floor_s:.2f} s = {floor_s / p95_1:.2f} x p95 N=1"
+                  # the websocket clients share the server's cores (a browser's CPU is not counted)
+                  + (f"; the clients' own CPU at N={top.sessions}: "
+                     f"{1000 * round_figures(top)['client_cpu_s_per_session']:.0f} ms a session" if client == "ws" else ""))
     print(f"server VmHWM (peak RSS, whole run): {hwm_mib(server.pid):.0f} MiB")
     for record in rounds:
         for o in record.outcomes:
