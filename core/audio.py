@@ -204,9 +204,10 @@ def window_starts(n_frames: int) -> np.ndarray:
 # --- Bytes to windows in one pass: decoding overlapped with the features ------------------------
 # `load_song_windows` decodes a song in blocks, a song longer than one window on a second thread
 # (libsndfile, called through cffi, releases the GIL) while the calling thread turns the blocks
-# already decoded into mono, 22,050 Hz and log-mel frames. Each step computes what `load_song` and `song_windows` compute, in pieces:
-# soxr's streaming resampler gives its one-shot output, each STFT frame is librosa's, and the
-# windows are cut from dB frames computed once. tests/test_audio.py checks that the two agree.
+# already decoded into mono, 22,050 Hz and log-mel frames. Each step computes what `load_song` and
+# `song_windows` compute, in pieces: soxr's streaming resampler gives its one-shot output, each STFT
+# frame is librosa's, and the windows are cut from dB frames computed once. tests/test_audio.py
+# checks that the two agree.
 
 # Frames per decoded block: 5.9 s at 44.1 kHz, 2 MB in stereo. Smaller blocks cost more in
 # hand-overs between the threads (a 3-minute song: 10% more CPU time in blocks of 0.74 s).
@@ -328,13 +329,11 @@ def _decoded_ahead(f: sf.SoundFile) -> Iterator[np.ndarray]:
 
     def decode() -> None:
         try:
-            while not stop.is_set():
-                block = _read_block(f, DECODE_BLOCK_FRAMES)
-                blocks.put(block)
-                if block is None:
+            for block in _decoded_here(f):
+                if stop.is_set():
                     return
-        except _READ_ERRORS:
-            blocks.put(_unreadable())
+                blocks.put(block)
+            blocks.put(None)
         except BaseException as e:  # noqa: BLE001 - handed to the reading thread, raised there
             blocks.put(e)
 
