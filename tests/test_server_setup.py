@@ -1,7 +1,13 @@
 """What `pages/server_setup.py` changes in the Streamlit server process, checked through the code
-paths a real server takes: Starlette's multipart parser for uploads, the script runner's clean-up."""
+paths a real server takes: Starlette's multipart parser for uploads, the script runner's clean-up,
+the storage of closed tabs' sessions, the models' loading."""
 
 import asyncio
+import gc
+import os
+import threading
+import time
+import weakref
 
 import keras
 import pytest
@@ -70,10 +76,6 @@ def test_streamlit_s_own_hook_clears_keras(monkeypatch):
 
 
 def test_analyses_take_turns_one_per_cpu():
-    import os
-    import threading
-    import time
-
     from pages.loaded_models import analysis_slot
 
     lock, inside, peak = threading.Lock(), [0], [0]
@@ -124,11 +126,9 @@ def test_a_tab_that_reconnects_in_time_gets_its_session_back():
 
 
 def test_a_closed_tab_s_session_is_shut_down_when_its_time_is_up():
-    import time
-
     async def close_tabs():
         storage = server_setup.ClosedSessionsShutDown(ttl_s=0.2)
-        gone, kept = _stored(storage, "gone"), None
+        gone = _stored(storage, "gone")
         await asyncio.sleep(0.15)
         kept = _stored(storage, "kept")
         await asyncio.sleep(0.25)  # nothing else touches the storage: the event loop shuts "gone" down
@@ -142,8 +142,6 @@ def test_a_closed_tab_s_session_is_shut_down_when_its_time_is_up():
 
 
 def test_a_loaded_model_is_traced_and_kept_out_of_the_collector():
-    import gc
-
     from core import cards, faces
     from pages.loaded_models import _load
 
@@ -162,10 +160,6 @@ def test_a_loaded_model_is_traced_and_kept_out_of_the_collector():
 
 
 def test_a_shut_down_session_is_freed_at_once():
-    import gc
-    import time
-    import weakref
-
     storage = server_setup.ClosedSessionsShutDown(ttl_s=0.05)
     gc.disable()  # no collection on its own during the test: only the storage's
     try:
