@@ -72,7 +72,10 @@ def keep_loaded_objects_out_of_gc() -> None:
     ms (measured with gc.callbacks during bench/load.py), so every session stalled while it ran.
     What exists once a model is loaded and traced lives as long as the server: `gc.freeze()` moves
     it out of the collector's reach, and a full collection then walks only what came after.
-    Call it once a model is loaded and traced."""
+    Call it once a model is loaded and traced. The price: the objects of the sessions open at that
+    moment are frozen too, so whatever of theirs ends in a reference cycle is never collected (their
+    uploads and media are still dropped from Streamlit's stores when they close). That is the few
+    sessions open at each model's first load, a handful of times per server process."""
     gc.freeze()
 
 
