@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,9 +165,9 @@ class PictureInput:
     crops: np.ndarray      # (n faces, 48, 48, 1) float32, 0..255
 
 
-def song_input(data: bytes, name: str = "") -> SongInput:
-    song, starts_s, features = audio.load_song_windows(data)  # decoding overlapped with the features
-    return SongInput(name, song.duration_s, starts_s, features)
+def song_input(data: bytes, name: str = "", features: Callable[[bytes], tuple] = audio.song_features) -> SongInput:
+    """features: `audio.song_features`, or what computes the same elsewhere (`core.workers`)."""
+    return SongInput(name, *features(data))
 
 
 def picture_input(data: bytes, name: str = "", whole_image: bool = False) -> PictureInput:

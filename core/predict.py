@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -96,10 +97,14 @@ def song_mood(name: str, values: np.ndarray, starts_s: np.ndarray) -> dict:
     }
 
 
-def predict_song(runner: ModelRunner, data: bytes, name: str = "") -> dict:
-    """Bytes of a song -> its mood: mean over 30-s windows, and the path through the windows."""
-    song, starts_s, features = audio.load_song_windows(data)
-    return {**song_mood(name, runner(features), starts_s), "duration_s": round(song.duration_s, 2)}
+def predict_song(runner: ModelRunner, data: bytes, name: str = "",
+                 features: Callable[[bytes], tuple] = audio.song_features) -> dict:
+    """Bytes of a song -> its mood: mean over 30-s windows, and the path through the windows.
+
+    features: `audio.song_features`, or what computes the same elsewhere (the app: in a worker
+    process, `core.workers`)."""
+    duration_s, starts_s, x = features(data)
+    return {**song_mood(name, runner(x), starts_s), "duration_s": round(duration_s, 2)}
 
 
 def expression_probabilities(probabilities: np.ndarray) -> list[dict]:

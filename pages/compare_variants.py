@@ -10,7 +10,7 @@ from core.datasets import EXPRESSIONS
 from core.errors import InputError
 from core.variants import DEFAULT, trained_variants
 from pages.app_navigation import use_app_navigation
-from pages.loaded_models import analysis_slot, variant_runners
+from pages.loaded_models import analysis_slot, song_feature_workers, variant_runners
 
 use_app_navigation()
 st.title(":material/compare: Compare variants")
@@ -98,7 +98,7 @@ def run_variants(upload, whole_image: bool = False) -> dict:
         data, name = upload.getvalue(), upload.name
         with st.spinner(f"Running {len(runners)} variants…"), analysis_slot:
             if task == "song":
-                source = compare.song_input(data, name)
+                source = compare.song_input(data, name, song_feature_workers().song_features)
                 results = compare.compare_song(runners, source, passes)
             else:
                 source = compare.picture_input(data, name, whole_image)

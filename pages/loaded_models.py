@@ -14,6 +14,7 @@ from core.errors import ModelFileError
 from core.compare import INPUT_SHAPES
 from core.predict import ModelRunner
 from core.variants import model_path
+from core.workers import SongFeatureWorkers
 from pages.server_setup import configure_server, keep_loaded_objects_out_of_gc
 
 configure_server()
@@ -35,6 +36,12 @@ def _load(path: str, task: str) -> ModelRunner:
         faces.prepare_detectors()
     keep_loaded_objects_out_of_gc()
     return runner
+
+
+@st.cache_resource(show_spinner="Starting the song analysis…")
+def song_feature_workers() -> SongFeatureWorkers:
+    """One worker process per CPU for songs' features, shared by every session (`core.workers`)."""
+    return SongFeatureWorkers(os.cpu_count() or 1)
 
 
 def default_runner(task: str) -> ModelRunner:

@@ -9,7 +9,7 @@ from core import audio, plots
 from core.errors import InputError
 from core.predict import predict_song
 from pages.app_navigation import use_app_navigation
-from pages.loaded_models import analysis_slot, default_runner
+from pages.loaded_models import analysis_slot, default_runner, song_feature_workers
 
 use_app_navigation()
 st.title(":material/music_note: Song mood")
@@ -22,6 +22,7 @@ st.caption(f"Formats: {', '.join(audio.SUPPORTED_FORMATS)} · {audio.MIN_DURATIO
            "songs are analysed in memory and never stored.")
 
 runner = default_runner("song")
+workers = song_feature_workers()
 uploads = st.file_uploader("Songs", type=list(audio.SUPPORTED_FORMATS), accept_multiple_files=True)
 
 
@@ -38,7 +39,7 @@ def analyse(uploads) -> tuple[list[dict], list[tuple[str, str]]]:
         progress.progress(i / len(todo), text=f"Analysing {upload.name} ({i + 1} of {len(todo)})…")
         try:
             with analysis_slot:
-                done[key] = predict_song(runner, upload.getvalue(), upload.name)
+                done[key] = predict_song(runner, upload.getvalue(), upload.name, workers.song_features)
         except InputError as e:
             done[key] = {"error": str(e)}
     if progress:

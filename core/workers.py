@@ -1,0 +1,200 @@
+"""Song features in worker processes, beside the process that serves the pages.
+
+In the Streamlit server every session runs in one Python process, so its threads share one GIL:
+decoding and the log-mel features of one person's song held up the other sessions' page runs, and
+theirs held up the features. In worker processes the features run on their own; the server's
+threads only send the bytes and wait for the (k, 646, 128) features back. Measured with
+`bench/load.py --sessions 1,8 --tasks song` on 2 CPUs (README: load blocks).
+
+A worker that dies on a file (a decoder crash) does not take the server with it: that file gets a
+message, and a new worker takes the dead one's place.
+
+Each worker is `python -m core.workers`, talking pickles over its stdin and stdout. Not
+multiprocessing: it starts a child by importing the parent's `__main__` again, and in the server
+that is whichever page script Streamlit is running at that moment.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from core import audio
+from core.errors import InputError
+
+ROOT = Path(__file__).resolve().parent.parent
+_LENGTH = struct.Struct("<Q")  # each message: its length in bytes, then a pickle
+
+
+class WorkerDied(InputError):
+    """The worker process analysing a file ended before it answered."""
+
+
+def _send(stream: BinaryIO, message) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _receive(stream: BinaryIO):
+    """The next message; EOFError when the other side has gone."""
+    header = stream.read(_LENGTH.size)
+    if len(header) < _LENGTH.size:
+        raise EOFError
+    data = stream.read(_LENGTH.unpack(header)[0])
+    if len(data) < _LENGTH.unpack(header)[0]:
+        raise EOFError
+    return pickle.loads(data)
+
+
+class _Worker:
+    """One worker process: one call at a time."""
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "core.workers"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        _receive(self.process.stdout)  # "ready": imports and warm-up done
+
+    def call(self, function: Callable, args: tuple) -> tuple[bool, object]:
+        """(True, result) or (False, the exception it raised); EOFError or OSError if the worker died."""
+        _send(self.process.stdin, (function, args))
+        return _receive(self.process.stdout)
+
+    def stop(self) -> None:
+        try:
+            self.process.stdin.close()  # the worker's read gets EOF and it ends
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+
+
+class SongFeatureWorkers:
+    """`processes` worker processes that compute songs' features: `song_features(data)` is
+    `audio.song_features(data)`, run in a worker. Safe to call from several threads at once; each
+    call waits for its own result (a worker each, or in turn when all are busy).
+
+    Nothing is written to disk: the bytes go to the worker and the features come back through
+    pipes."""
+
+    def __init__(self, processes: int):
+        self.processes = processes
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        starting = [threading.Thread(target=self._add_worker) for _ in range(processes)]  # start side by side
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
+        if len(self._all) < processes:
+            self.close()
+            raise RuntimeError("the song analysis workers did not start (see the server's log)")
+
+    def _add_worker(self) -> None:
+        worker = _Worker()
+        with self._lock:
+            self._all.append(worker)
+        self._idle.put(worker)
+
+    def song_features(self, data: bytes) -> tuple[float, np.ndarray, np.ndarray]:
+        """Bytes -> (duration_s, start_s (k,), features (k, 646, 128) float32 dB), computed in a
+        worker. Raises InputError as `audio.song_features` does, and WorkerDied when the worker
+        ended on this file."""
+        return self.run(audio.song_features, data)
+
+    def run(self, function: Callable, *args):
+        """`function(*args)` in a worker (function and arguments picklable by reference and value):
+        its result, or its exception raised here."""
+        worker = self._idle.get()
+        try:
+            ok, value = worker.call(function, args)
+        except (EOFError, OSError):
+            self._replace(worker)
+            raise WorkerDied("The analysis of this file stopped: the process reading it ended unexpectedly "
+                             "(the file may be damaged). Try it again, or another file.") from None
+        except BaseException:  # an argument that cannot be pickled, say: the worker is still fine
+            self._idle.put(worker)
+            raise
+        self._idle.put(worker)
+        if not ok:
+            raise value
+        return value
+
+    def _replace(self, dead: _Worker) -> None:
+        with self._lock:
+            self._all.remove(dead)
+        dead.stop()
+        self._add_worker()
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all = self._all, []
+        for worker in workers:
+            worker.stop()
+
+
+def _warm_up() -> None:
+    """Once in each worker as it starts: the window, the mel filters and the FFT are made before
+    the first song, not in a person's wait; and freed memory is kept for the next song."""
+    audio.logmel(np.zeros(audio.WINDOW_SAMPLES, np.float32))
+    _keep_freed_memory()
+
+
+def _keep_freed_memory() -> None:
+    """glibc hands a freed block over its mmap threshold straight back to the system, so each song's
+    arrays came as new pages again: 3,500 page faults (14 MB) per 30-s clip, and 41 ms of CPU time
+    against 30-37 ms with the settings below (20 demo clips in a worker, scratch measurement).
+    Arrays up to 32 MB now come from the heap, and the heap keeps up to 256 MB of free memory: a
+    worker's RSS stays at its largest song's. Elsewhere than glibc, nothing changes."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)  # glibc's upper limit on 64-bit
+    libc.mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+
+
+def serve() -> None:
+    """A worker's life: answer calls from stdin on stdout until stdin closes."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library's print goes to stderr, not into a reply
+    requests = sys.stdin.buffer
+    _warm_up()
+    _send(replies, "ready")
+    while True:
+        try:
+            function, args = _receive(requests)
+        except EOFError:
+            return
+        try:
+            reply = (True, function(*args))
+        except Exception as e:  # noqa: BLE001 - handed back to the caller, raised there
+            reply = (False, e)
+        try:
+            _send(replies, reply)
+        except (pickle.PicklingError, TypeError, AttributeError) as e:
+            _send(replies, (False, RuntimeError(f"the worker's answer could not be sent back: {e}")))
+
+
+if __name__ == "__main__":
+    serve()
