@@ -4,6 +4,7 @@ the browser's protocol (tests/streamlit_client.py, which bench/load.py uses too)
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import urllib.error
 import urllib.request
@@ -79,6 +80,21 @@ def test_the_server_runs_each_model_call_on_one_thread(server):
     names = [(task / "comm").read_text().strip() for task in tasks if (task / "comm").exists()]
     assert "tf_graph_runner" in names, "TensorFlow has not started in the server"
     assert names.count("tf_Compute") == 1
+
+
+def test_the_server_reads_songs_in_one_worker_process_per_cpu(server):
+    """core/workers.py: songs' features are computed beside the server, not in its threads."""
+    song = ("two.wav", wav_bytes(music_like(4.0, seed=6), 22050), "audio/wav")
+    run, = asyncio.run(_people_at_once(server.url, "song_mood", [song]))
+    assert run.errors == []
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == server.pid:
+                children.append((stat.parent / "cmdline").read_bytes().split(b"\0"))
+        except (OSError, IndexError, ValueError):
+            continue
+    assert sum(b"core.workers" in cmdline for cmdline in children) == os.cpu_count()
 
 
 def test_photos_uploaded_at_once_each_get_an_answer_and_a_bad_one_a_message(server):

@@ -4,8 +4,12 @@ messages, and a worker that dies gives a message and is replaced."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +18,7 @@ from core import audio, cards
 from core.errors import InputError
 from core.predict import ModelRunner, predict_song
 from core.workers import SongFeatureWorkers, WorkerDied
-from tests.conftest import music_like, wav_bytes
+from tests.conftest import ROOT, music_like, wav_bytes
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +58,15 @@ def test_a_file_that_is_not_a_song_gets_the_same_message_from_a_worker(workers, 
 
 
 def test_a_worker_that_dies_gives_a_clear_message_and_the_next_song_is_analysed(workers, song_wav):
-    with pytest.raises(WorkerDied, match="ended unexpectedly.*Try it again"):
-        workers.run(os._exit, 1)  # what a decoder crashing in a worker looks like to the server
-    _assert_same_features(workers.song_features(song_wav), audio.song_features(song_wav))
+    for _ in range(workers.processes):  # each worker in turn: none is lost
+        with pytest.raises(WorkerDied, match="ended unexpectedly.*Try it again"):
+            workers.run(os._exit, 1)  # what a decoder crashing in a worker looks like to the server
+    result = []  # with no worker left, the call would wait for ever: a daemon thread, given 60 s
+    thread = threading.Thread(target=lambda: result.append(workers.song_features(song_wav)), daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert result, "no worker answered after the others died"
+    _assert_same_features(result[0], audio.song_features(song_wav))
 
 
 def test_songs_from_8_threads_at_once_each_get_their_own_features(workers):
@@ -80,3 +90,34 @@ def test_the_song_mood_through_workers_is_the_mood_computed_here(workers, real_c
     runner = ModelRunner.load(cards.DEFAULT_MODELS["song"])
     name, data = real_clip
     assert predict_song(runner, data, name, workers.song_features) == predict_song(runner, data, name)
+
+
+def _ended(pid: int) -> bool:
+    """The process has exited (gone, or a zombie its new parent has not reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_close_ends_the_workers():
+    pool = SongFeatureWorkers(1)
+    process = pool._all[0].process
+    pool.close()
+    assert process.returncode is not None
+
+
+def test_the_workers_end_when_the_process_that_started_them_is_killed():
+    """A server killed outright leaves no worker behind: each worker ends when its stdin closes."""
+    code = ("import sys; from core.workers import SongFeatureWorkers; w = SongFeatureWorkers(2); "
+            "print(*[x.process.pid for x in w._all], flush=True); sys.stdin.read()")
+    parent = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    pids = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(pids) == 2 and not any(map(_ended, pids))
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while not all(map(_ended, pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(map(_ended, pids)), "a worker outlived the process that started it"
