@@ -41,6 +41,10 @@ class WorkerDied(InputError):
     """The worker process analysing a file ended before it answered."""
 
 
+class WorkersFailed(RuntimeError):
+    """The worker processes could not be started."""
+
+
 def _send(stream: BinaryIO, message) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_LENGTH.pack(len(data)))
@@ -63,9 +67,17 @@ class _Worker:
     """One worker process: one call at a time."""
 
     def __init__(self):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "core.workers"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        _receive(self.process.stdout)  # "ready": imports and warm-up done
+        command = [sys.executable, "-m", "core.workers"]
+        try:
+            self.process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        except OSError as e:
+            raise WorkersFailed(f"a song analysis worker could not be started ({e})") from None
+        try:
+            _receive(self.process.stdout)  # "ready": imports and warm-up done
+        except (EOFError, OSError, pickle.UnpicklingError):
+            self.stop()
+            raise WorkersFailed(f"a song analysis worker ({' '.join(command)}) ended as it started, with exit "
+                                f"status {self.process.returncode}; its error is in the server's log") from None
 
     def call(self, function: Callable, args: tuple) -> tuple[bool, object]:
         """(True, result) or (False, the exception it raised); EOFError or OSError if the worker died."""
@@ -98,17 +110,24 @@ class SongFeatureWorkers:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
-        starting = [threading.Thread(target=self._add_worker) for _ in range(processes)]  # start side by side
-        for thread in starting:
+        failures: list[WorkersFailed] = []
+        starting = [threading.Thread(target=self._add_worker, args=(failures,)) for _ in range(processes)]
+        for thread in starting:  # side by side: each takes a second or two to import and warm up
             thread.start()
         for thread in starting:
             thread.join()
-        if len(self._all) < processes:
+        if failures:
             self.close()
-            raise RuntimeError("the song analysis workers did not start (see the server's log)")
+            raise failures[0]
 
-    def _add_worker(self) -> None:
-        worker = _Worker()
+    def _add_worker(self, failures: list | None = None) -> None:
+        try:
+            worker = _Worker()
+        except WorkersFailed as e:
+            if failures is None:
+                raise
+            failures.append(e)
+            return
         with self._lock:
             self._all.append(worker)
         self._idle.put(worker)

@@ -14,7 +14,7 @@ from core.errors import ModelFileError
 from core.compare import INPUT_SHAPES
 from core.predict import ModelRunner
 from core.variants import model_path
-from core.workers import SongFeatureWorkers
+from core.workers import SongFeatureWorkers, WorkersFailed
 from pages.server_setup import configure_server, keep_loaded_objects_out_of_gc
 
 configure_server()
@@ -39,9 +39,18 @@ def _load(path: str, task: str) -> ModelRunner:
 
 
 @st.cache_resource(show_spinner="Starting the song analysis…")
-def song_feature_workers() -> SongFeatureWorkers:
-    """One worker process per CPU for songs' features, shared by every session (`core.workers`)."""
+def _song_feature_workers() -> SongFeatureWorkers:
     return SongFeatureWorkers(os.cpu_count() or 1)
+
+
+def song_feature_workers() -> SongFeatureWorkers:
+    """One worker process per CPU for songs' features, shared by every session (`core.workers`);
+    if they cannot start, a clear message and the page stops."""
+    try:
+        return _song_feature_workers()
+    except WorkersFailed as e:
+        st.error(f"Songs cannot be analysed on this server: {e}.")
+        st.stop()
 
 
 def default_runner(task: str) -> ModelRunner:

@@ -1,5 +1,7 @@
 """Page tests with Streamlit's AppTest: upload as a person would, find what they should see."""
 
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -122,3 +124,19 @@ def test_a_missing_model_file_gives_a_clear_message_naming_it(monkeypatch, tmp_p
     app = _page("pages/song_mood.py")
     assert "gone.keras is missing" in app.error[0].value
     assert not app.get("plotly_chart")
+
+
+def test_song_workers_that_cannot_start_give_a_clear_message(monkeypatch):
+    if not cards.DEFAULT_MODELS["song"].exists():
+        pytest.skip("the default song model is not trained")
+    from pages import loaded_models
+
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # every worker exits as it starts
+    loaded_models._song_feature_workers.clear()
+    try:
+        app = _page("pages/song_mood.py")
+        assert "Songs cannot be analysed on this server" in app.error[0].value
+        assert "exit status 1" in app.error[0].value
+        assert not app.file_uploader
+    finally:
+        loaded_models._song_feature_workers.clear()  # the next page starts real workers

@@ -17,7 +17,7 @@ import pytest
 from core import audio, cards
 from core.errors import InputError
 from core.predict import ModelRunner, predict_song
-from core.workers import SongFeatureWorkers, WorkerDied
+from core.workers import SongFeatureWorkers, WorkerDied, WorkersFailed
 from tests.conftest import ROOT, music_like, wav_bytes
 
 
@@ -121,3 +121,9 @@ def test_the_workers_end_when_the_process_that_started_them_is_killed():
     while not all(map(_ended, pids)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(map(_ended, pids)), "a worker outlived the process that started it"
+
+
+def test_workers_that_cannot_start_say_so(monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # a worker that exits at once
+    with pytest.raises(WorkersFailed, match=r"ended as it started, with exit status 1"):
+        SongFeatureWorkers(2)
