@@ -426,7 +426,8 @@ def test_face_page_reads_a_picture_taken_with_the_webcam(visit, server, face_pic
     screenshot(page, "face_expression_webcam")
 
 
-def test_compare_page_tables_the_trained_variants(visit, server):
+def test_compare_page_tables_the_trained_variants_and_runs_them_on_a_song_and_a_photo(
+        visit, server, song_file, face_pictures):
     if not (ROOT / "pages" / "compare_variants.py").exists():
         pytest.skip("pages/compare_variants.py is not written yet")
     from core.compare import METRICS
@@ -454,5 +455,43 @@ def test_compare_page_tables_the_trained_variants(visit, server):
         assert any(name in cells for name in others), (others, cells)
         assert page.locator('[data-testid="stMain"] [data-testid="stPlotlyChart"]').count() >= 2
         assert error_texts(page) == []
+        _compare_on_own_input(page, task, song_file, face_pictures)
         assert_healthy(visit)
         screenshot(page, f"compare_variants_{task}")
+
+
+def _compare_on_own_input(page, task: str, song_file: Path, face_pictures) -> None:
+    """Upload a song or photo on the Compare page and check every selected variant's result."""
+    main = page.locator('[data-testid="stMain"]')
+    selected = main.locator('[data-testid="stMultiSelect"] [aria-label="Selected values"] [data-tag]').evaluate_all(
+        "tags => tags.map(tag => tag.getAttribute('aria-label'))")
+    assert len(selected) >= 2, selected
+    uploader = main.locator('[data-testid="stFileUploader"] input[type="file"]')
+    if task == "song":
+        uploader.set_input_files(str(song_file))
+        chart = main.locator('[data-testid="stPlotlyChart"]').filter(has_text="Your song through each variant")
+    else:
+        uploader.set_input_files(files=[{"name": "me.png", "mimeType": "image/png", "buffer": face_pictures.photo_png}])
+        no_face = main.get_by_text("No face was found")
+        main.locator('[data-testid="stImage"]').or_(no_face).first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+        wait_until_idle(page, timeout_ms=RESULT_TIMEOUT_MS)
+        if no_face.count():
+            assert not face_pictures.real, "the detector found no face in a picture it finds faces in"
+            page.get_by_text("Score the whole picture as one face").click()
+        chart = main.locator('[data-testid="stPlotlyChart"]').filter(has_text="Face 1")
+    chart.first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    wait_until_idle(page, timeout_ms=RESULT_TIMEOUT_MS)
+    assert error_texts(page) == []
+    legend = " ".join(chart_texts(chart.first))
+    for name in selected:  # every variant has its point (song) or its bars (face) in the chart
+        assert name in legend, (name, legend)
+    if task == "song":
+        table = main.locator('[data-testid="stDataFrame"]').filter(  # under the map: one row a variant
+            has=page.locator('[role="columnheader"]', has_text="mood"))
+        table.locator(f'[role="gridcell"]:has-text("{selected[-1]}")').first.wait_for(state="attached")
+        rows = table.locator('[role="gridcell"]').all_text_contents()
+        assert [name for name in selected if name in rows] == selected, rows
+    else:
+        assert "face(s); labels from" in main.locator('[data-testid="stImage"]').first.inner_text()
+    # The pooling layer's input and output for this input, per variant with a pooling layer.
+    assert main.get_by_text("Just before and after the first pooling layer").count() == 1
