@@ -57,8 +57,9 @@ def _receive(stream: BinaryIO):
     header = stream.read(_LENGTH.size)
     if len(header) < _LENGTH.size:
         raise EOFError
-    data = stream.read(_LENGTH.unpack(header)[0])
-    if len(data) < _LENGTH.unpack(header)[0]:
+    size, = _LENGTH.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
         raise EOFError
     return pickle.loads(data)
 
@@ -141,7 +142,7 @@ class SongFeatureWorkers:
     def run(self, function: Callable, *args):
         """`function(*args)` in a worker (function and arguments picklable by reference and value):
         its result, or its exception raised here."""
-        worker = self._idle.get()
+        worker = self._take()
         try:
             ok, value = worker.call(function, args)
         except (EOFError, OSError):
@@ -156,11 +157,25 @@ class SongFeatureWorkers:
             raise value
         return value
 
+    def _take(self) -> _Worker:
+        """An idle worker, waiting for one while all are busy; WorkerDied if none is left."""
+        while True:
+            try:
+                return self._idle.get(timeout=1.0)
+            except queue.Empty:
+                with self._lock:
+                    if not self._all:
+                        raise WorkerDied("Songs cannot be analysed now: the processes that read them ended "
+                                         "and could not be started again. The server needs a restart.") from None
+
     def _replace(self, dead: _Worker) -> None:
         with self._lock:
             self._all.remove(dead)
         dead.stop()
-        self._add_worker()
+        try:
+            self._add_worker()
+        except WorkersFailed as e:  # the others carry on; once none is left, callers are told (_take)
+            print(f"moodlens: {e}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         with self._lock:

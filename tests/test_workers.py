@@ -127,3 +127,21 @@ def test_workers_that_cannot_start_say_so(monkeypatch):
     monkeypatch.setattr(sys, "executable", "/bin/false")  # a worker that exits at once
     with pytest.raises(WorkersFailed, match=r"ended as it started, with exit status 1"):
         SongFeatureWorkers(2)
+
+
+def test_workers_that_die_and_cannot_start_again_say_so_instead_of_waiting(monkeypatch, song_wav):
+    pool = SongFeatureWorkers(2)
+    try:
+        monkeypatch.setattr(sys, "executable", "/bin/false")  # from now on a new worker exits at once
+        for _ in range(2):
+            with pytest.raises(WorkerDied, match="ended unexpectedly"):
+                pool.run(os._exit, 1)
+        result = []  # a call that waited for a worker that never comes would hang the page
+        thread = threading.Thread(target=lambda: result.append(pytest.raises(WorkerDied, pool.song_features, song_wav)),
+                                  daemon=True)
+        thread.start()
+        thread.join(timeout=30)
+        assert result, "the call still waits for a worker"
+        assert "could not be started again" in str(result[0].value)
+    finally:
+        pool.close()
