@@ -43,26 +43,38 @@ def show_result(image, result: dict) -> None:
                                 key=f"face_{i}")
 
 
-if picture is not None:
+def analyse(picture, whole_image: bool = False) -> tuple:
+    """(the decoded picture, its faces scored), detected and scored once per session, picture and
+    choice (keyed by Streamlit's file_id): a rerun, such as opening the model's card or ticking the
+    whole-picture box, only decodes the picture again. Only the latest picture's results are kept."""
+    kept = st.session_state.get("face_results")
+    if kept is None or kept["file_id"] != picture.file_id:
+        kept = st.session_state["face_results"] = {"file_id": picture.file_id, "by_choice": {}}
     data = picture.getvalue()
+    if whole_image in kept["by_choice"]:
+        return faces.decode_image(data), kept["by_choice"][whole_image]
+    with analysis_slot:
+        image, kept["by_choice"][whole_image] = analyse_picture(runner, data, picture.name, whole_image)
+    return image, kept["by_choice"][whole_image]
+
+
+if picture is not None:
     try:
-        with analysis_slot:
-            image, result = analyse_picture(runner, data, picture.name)
+        image, result = analyse(picture)
         if not result["faces"]:
             st.warning("No face was found. Tips: face the camera, light your face from the front, "
                        "and come closer (the face should fill at least a tenth of the picture's height).")
             if st.checkbox("Score the whole picture as one face"):
-                with analysis_slot:
-                    image, result = analyse_picture(runner, data, picture.name, whole_image=True)
+                image, result = analyse(picture, whole_image=True)
         if result["faces"]:
             show_result(image, result)
     except InputError as e:
         st.error(f"**{picture.name}**: {e}")
 else:
+    st.session_state.pop("face_results", None)
     st.info("No picture yet: take one with the webcam or upload a photo.")
 
-card = runner.card
-with st.expander("About the model (from its card)", expanded=picture is None):
+def show_model_card(card: dict) -> None:
     val = card["validation"]
     st.markdown(
         f"A CNN ({card['parameters']:,} parameters; {card['config']['blocks']} blocks of "
@@ -78,3 +90,11 @@ with st.expander("About the model (from its card)", expanded=picture is None):
         "**Limits.** FER2013 faces are 48×48 grey web images with noisy labels (crowd raters of FER+ "
         "often disagree with them); 'disgust' has very few training examples and is rarely predicted. "
         "An expression is not a feeling: the model reads faces, not minds.")
+
+
+# Filled only while open (opening it reruns the page): otherwise its chart was built and sent again
+# with every picture, although the card is closed once there is a picture.
+about = st.expander("About the model (from its card)", expanded=picture is None, on_change="rerun", key="face_card")
+if about.open:
+    with about:
+        show_model_card(runner.card)

@@ -391,6 +391,14 @@ def test_face_page_shows_boxes_and_probabilities_for_an_uploaded_photo(visit, se
     _face_result(page, face_pictures.real)
     assert_healthy(visit)
     screenshot(page, "face_expression_photo")
+    # The model's card, closed once there is a picture, is filled when the person opens it.
+    main = page.locator('[data-testid="stMain"]')
+    card_chart = main.locator('[data-testid="stPlotlyChart"]').filter(has_text="PublicTest confusion")
+    assert card_chart.count() == 0
+    main.get_by_text("About the model (from its card)").click()
+    card_chart.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    wait_until_idle(page)
+    assert error_texts(page) == [] and main.locator('[data-testid="stImage"]').count() == 1  # the result stays
 
 
 def test_face_page_reads_a_picture_taken_with_the_webcam(visit, server, face_pictures):

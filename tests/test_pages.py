@@ -113,6 +113,34 @@ def test_face_page_without_a_face_offers_the_whole_picture(face_page):
     assert any("Face 1" in c.proto.spec for c in _charts(face_page))
 
 
+def test_face_page_detects_a_picture_once_however_often_the_page_reruns(monkeypatch):
+    if not cards.DEFAULT_MODELS["face"].exists():
+        pytest.skip("the default face model is not trained")
+    from core import faces
+
+    detected = []
+    detect = faces.detect_faces
+    monkeypatch.setattr(faces, "detect_faces", lambda image: detected.append(1) or detect(image))
+    app = _page("pages/face_expression.py")
+    card_chart = [c for c in _charts(app) if "PublicTest confusion" in c.proto.spec]
+    assert card_chart, "the model's card is open, with its chart, before any picture"
+    wall = cv2.imencode(".jpg", np.full((200, 200, 3), 180, np.uint8))[1].tobytes()
+    app.file_uploader[0].set_value(("wall.jpg", wall, "image/jpeg")).run()
+    assert len(detected) == 1 and "No face was found" in app.warning[0].value
+    # The card closes once there is a picture, and is not filled while closed.
+    assert not [c for c in _charts(app) if "PublicTest confusion" in c.proto.spec]
+    app.checkbox[0].check().run()    # the whole picture as one face
+    app.checkbox[0].uncheck().run()
+    app.checkbox[0].check().run()
+    app.session_state["face_card"] = True  # the person opens the card
+    app.run()
+    assert not app.exception and len(detected) == 1, "the picture was detected again on a rerun"
+    assert [c for c in _charts(app) if "PublicTest confusion" in c.proto.spec]
+    assert any("Face 1" in c.proto.spec for c in _charts(app))
+    app.file_uploader[0].set_value(None).run()
+    assert "face_results" not in app.session_state  # nothing kept of a picture once it is gone
+
+
 def test_face_page_explains_a_file_that_is_not_an_image(face_page):
     face_page.file_uploader[0].set_value(("cat.png", b"meow" * 100, "image/png")).run()
     assert not face_page.exception
