@@ -20,6 +20,7 @@ import ctypes
 import os
 import pickle
 import queue
+import select
 import struct
 import subprocess
 import sys
@@ -35,6 +36,11 @@ from core.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 _LENGTH = struct.Struct("<Q")  # each message: its length in bytes, then a pickle
+# The longest a worker may take over one file before it is stopped: a decoder that loops for ever
+# on a hostile file must not hold a worker, and its person's wait, for as long as the server runs.
+# A 180-s song takes about 0.2 s (README song bench) and a song may be 15 minutes: this leaves a
+# margin of a hundred times and more, for a loaded machine.
+ANSWER_TIMEOUT_S = 60.0
 
 
 class WorkerDied(InputError):
@@ -43,6 +49,10 @@ class WorkerDied(InputError):
 
 class WorkersFailed(RuntimeError):
     """The worker processes could not be started."""
+
+
+class _NoAnswer(Exception):
+    """A worker did not answer in time."""
 
 
 def _send(stream: BinaryIO, message) -> None:
@@ -80,9 +90,13 @@ class _Worker:
             raise WorkersFailed(f"a song analysis worker ({' '.join(command)}) ended as it started, with exit "
                                 f"status {self.process.returncode}; its error is in the server's log") from None
 
-    def call(self, function: Callable, args: tuple) -> tuple[bool, object]:
-        """(True, result) or (False, the exception it raised); EOFError or OSError if the worker died."""
+    def call(self, function: Callable, args: tuple, timeout_s: float) -> tuple[bool, object]:
+        """(True, result) or (False, the exception it raised); EOFError or OSError if the worker died,
+        _NoAnswer if it has not begun to answer within timeout_s."""
         _send(self.process.stdin, (function, args))
+        # Each call reads its whole answer, so nothing waits in the reader's buffer: the pipe tells.
+        if not select.select([self.process.stdout], [], [], timeout_s)[0]:
+            raise _NoAnswer
         return _receive(self.process.stdout)
 
     def stop(self) -> None:
@@ -106,8 +120,8 @@ class SongFeatureWorkers:
     Nothing is written to disk: the bytes go to the worker and the features come back through
     pipes."""
 
-    def __init__(self, processes: int):
-        self.processes = processes
+    def __init__(self, processes: int, timeout_s: float = ANSWER_TIMEOUT_S):
+        self.processes, self.timeout_s = processes, timeout_s
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
@@ -144,7 +158,12 @@ class SongFeatureWorkers:
         its result, or its exception raised here."""
         worker = self._take()
         try:
-            ok, value = worker.call(function, args)
+            ok, value = worker.call(function, args, self.timeout_s)
+        except _NoAnswer:
+            worker.process.kill()
+            self._replace(worker)
+            raise WorkerDied(f"The analysis of this file took over {self.timeout_s:.0f} s and was stopped (the file "
+                             "may be damaged or made to hang a decoder). Try another file.") from None
         except (EOFError, OSError):
             self._replace(worker)
             raise WorkerDied("The analysis of this file stopped: the process reading it ended unexpectedly "

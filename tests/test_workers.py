@@ -145,3 +145,15 @@ def test_workers_that_die_and_cannot_start_again_say_so_instead_of_waiting(monke
         assert "could not be started again" in str(result[0].value)
     finally:
         pool.close()
+
+
+def test_a_worker_that_hangs_on_a_file_is_stopped_and_replaced(song_wav):
+    pool = SongFeatureWorkers(1, timeout_s=1.0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(WorkerDied, match="took over 1 s and was stopped"):
+            pool.run(time.sleep, 30)  # what a decoder looping for ever looks like to the server
+        assert time.monotonic() - started < 15
+        _assert_same_features(pool.song_features(song_wav), audio.song_features(song_wav))
+    finally:
+        pool.close()
