@@ -250,13 +250,13 @@ def load_song_windows(data: bytes) -> tuple[Song, np.ndarray, np.ndarray]:
         return song, np.zeros(1), logmel(y)[None]  # the recipe itself, as `song_windows` computes it
 
 
-
 def song_features(data: bytes) -> tuple[float, np.ndarray, np.ndarray]:
     """Bytes -> (duration_s, start_s (k,), features (k, 646, 128) float32 dB): what the models need
     of a song, from `load_song_windows`, without the signal (so a worker process hands back only
     this). Raises InputError for a file that is not a usable song."""
     song, starts_s, features = load_song_windows(data)
     return song.duration_s, starts_s, features
+
 
 _blas_lock = threading.Lock()
 _blas_users = 0            # calls inside _one_blas_thread now, on any thread

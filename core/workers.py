@@ -126,7 +126,14 @@ class SongFeatureWorkers:
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         failures: list[WorkersFailed] = []
-        starting = [threading.Thread(target=self._add_worker, args=(failures,)) for _ in range(processes)]
+
+        def start() -> None:
+            try:
+                self._add_worker()
+            except WorkersFailed as e:
+                failures.append(e)
+
+        starting = [threading.Thread(target=start) for _ in range(processes)]
         for thread in starting:  # side by side: each takes a second or two to import and warm up
             thread.start()
         for thread in starting:
@@ -135,14 +142,8 @@ class SongFeatureWorkers:
             self.close()
             raise failures[0]
 
-    def _add_worker(self, failures: list | None = None) -> None:
-        try:
-            worker = _Worker()
-        except WorkersFailed as e:
-            if failures is None:
-                raise
-            failures.append(e)
-            return
+    def _add_worker(self) -> None:
+        worker = _Worker()
         with self._lock:
             self._all.append(worker)
         self._idle.put(worker)

@@ -74,6 +74,7 @@ else:
     st.session_state.pop("face_results", None)
     st.info("No picture yet: take one with the webcam or upload a photo.")
 
+
 def show_model_card(card: dict) -> None:
     val = card["validation"]
     st.markdown(
