@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.server_setup import configure_server
+from webapp.server_setup import configure_server
 
 configure_server()
 

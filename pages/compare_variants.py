@@ -9,8 +9,8 @@ from core import audio, compare, faces, plots
 from core.datasets import EXPRESSIONS
 from core.errors import InputError
 from core.variants import DEFAULT, trained_variants
-from pages.app_navigation import use_app_navigation
-from pages.loaded_models import analysis_slot, song_feature_workers, variant_runners
+from webapp.navigation import use_app_navigation
+from webapp.loaders import analysis_slot, song_feature_workers, variant_runners
 
 use_app_navigation()
 st.title(":material/compare: Compare variants")

@@ -8,8 +8,8 @@ from core import faces, plots
 from core.errors import InputError
 from core.datasets import EXPRESSIONS
 from core.predict import analyse_picture
-from pages.app_navigation import use_app_navigation
-from pages.loaded_models import analysis_slot, default_runner
+from webapp.navigation import use_app_navigation
+from webapp.loaders import analysis_slot, default_runner
 
 use_app_navigation()
 st.title(":material/mood: Face expression")

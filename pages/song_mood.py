@@ -8,8 +8,8 @@ import streamlit as st
 from core import audio, plots
 from core.errors import InputError
 from core.predict import predict_song
-from pages.app_navigation import use_app_navigation
-from pages.loaded_models import analysis_slot, default_runner, song_feature_workers
+from webapp.navigation import use_app_navigation
+from webapp.loaders import analysis_slot, default_runner, song_feature_workers
 
 use_app_navigation()
 st.title(":material/music_note: Song mood")

@@ -157,7 +157,7 @@ def test_a_missing_model_file_gives_a_clear_message_naming_it(monkeypatch, tmp_p
 def test_song_workers_that_cannot_start_give_a_clear_message(monkeypatch):
     if not cards.DEFAULT_MODELS["song"].exists():
         pytest.skip("the default song model is not trained")
-    from pages import loaded_models
+    from webapp import loaders as loaded_models
 
     monkeypatch.setattr(sys, "executable", "/bin/false")  # every worker exits as it starts
     loaded_models._song_feature_workers.clear()

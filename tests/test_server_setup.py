@@ -16,7 +16,7 @@ from starlette.requests import Request
 from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
-from pages import server_setup
+from webapp import server_setup
 from tests.conftest import ROOT
 
 BOUNDARY = "moodlensboundary"
@@ -76,7 +76,7 @@ def test_streamlit_s_own_hook_clears_keras(monkeypatch):
 
 
 def test_analyses_take_turns_one_per_cpu():
-    from pages.loaded_models import analysis_slot
+    from webapp.loaders import analysis_slot
 
     lock, inside, peak = threading.Lock(), [0], [0]
 
@@ -143,7 +143,7 @@ def test_a_closed_tab_s_session_is_shut_down_when_its_time_is_up():
 
 def test_a_loaded_model_is_traced_and_kept_out_of_the_collector():
     from core import cards, faces
-    from pages.loaded_models import _load
+    from webapp.loaders import _load
 
     if not cards.DEFAULT_MODELS["face"].exists():
         pytest.skip("the default face model is not trained")

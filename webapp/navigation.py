@@ -13,12 +13,13 @@ import runpy
 from pathlib import Path
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
+
+from webapp.streamlit_internals import runs_in_legacy_pages_mode
 
 APP_SCRIPT = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 
 
 def use_app_navigation() -> None:
-    if PagesManager.uses_pages_directory:
+    if runs_in_legacy_pages_mode():
         runpy.run_path(str(APP_SCRIPT))
         st.stop()

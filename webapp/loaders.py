@@ -15,7 +15,7 @@ from core.compare import INPUT_SHAPES
 from core.predict import ModelRunner
 from core.variants import model_path
 from core.workers import SongFeatureWorkers, WorkersFailed
-from pages.server_setup import configure_server, keep_loaded_objects_out_of_gc
+from webapp.server_setup import configure_server, keep_loaded_objects_out_of_gc
 
 configure_server()
 

@@ -1,7 +1,7 @@
 """Settings of the Streamlit server process that its config file cannot make.
 
 `configure_server()` runs at the top of every script run (`streamlit_app.py`, and the pages through
-`loaded_models`); it is idempotent and cheap.
+`webapp.loaders`); it is idempotent and cheap.
 """
 
 from __future__ import annotations
@@ -11,49 +11,37 @@ import contextlib
 import ctypes
 import gc
 import os
-import sys
 import threading
 import time
 
 from streamlit import config, runtime
-from streamlit.runtime.scriptrunner import script_runner
 from streamlit.runtime.session_manager import SessionInfo, SessionStorage
+
+from webapp import streamlit_internals as internals
 
 # Multipart bytes around one uploaded file (boundary lines and part headers), with room to spare.
 _MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 def keep_uploads_in_memory() -> None:
-    """Starlette parses an upload into a SpooledTemporaryFile that moves to a file in the temp
-    folder once it passes 1 MB, so any real song would be written to disk while it is received.
-    Raise that threshold to the upload limit: an upload stays in memory from the socket to the
-    analysis (Streamlit then keeps its bytes in memory only)."""
-    from starlette.formparsers import MultiPartParser
-
+    """An upload stays in memory from the socket to the analysis (Streamlit then keeps its bytes in
+    memory only): Starlette's spool-to-disk threshold is raised to the upload limit."""
     limit = config.get_option("server.maxUploadSize") * 1024 * 1024 + _MULTIPART_OVERHEAD_BYTES
-    if MultiPartParser.spool_max_size < limit:
-        MultiPartParser.spool_max_size = limit
+    internals.raise_upload_spool_limit(limit)
 
 
 # Streamlit's own hook, kept to show what is replaced (tests call it).
-STREAMLIT_CLEAN_UP = getattr(script_runner, "_clean_problem_modules", None)
-
-
-def _close_pyplot_figures() -> None:
-    """What Streamlit's own clean-up between script runs does, less `keras.backend.clear_session()`."""
-    if "matplotlib.pyplot" in sys.modules:
-        sys.modules["matplotlib.pyplot"].close("all")
+STREAMLIT_CLEAN_UP = internals.streamlit_clean_up_hook()
+_close_pyplot_figures = internals.close_pyplot_figures
 
 
 def keep_models_warm_between_runs() -> None:
     """After every script run of every session, Streamlit calls `keras.backend.clear_session()`
-    (meant for apps that build a model in the script). Here that is about 0.2 s of a full garbage
-    collection holding the GIL, and it empties TensorFlow's kernel cache, so the next call of a
-    model takes about 60 ms instead of 6 to 10 (song and face models, timed in a scratch script).
-    Our models are built once per process and shared, so there is nothing to clear. On a
-    Streamlit without that hook this does nothing."""
-    if getattr(script_runner, "_clean_problem_modules", None) not in (None, _close_pyplot_figures):
-        script_runner._clean_problem_modules = _close_pyplot_figures
+    (meant for apps that build a model in the script). Here that is a full garbage collection holding
+    the GIL, and it empties TensorFlow's kernel cache, so the next call of a model is several times
+    slower (docs/performance.md). Our models are built once per process and shared, so there is
+    nothing to clear."""
+    internals.replace_clean_up_hook(_close_pyplot_figures, STREAMLIT_CLEAN_UP)
 
 
 def one_thread_per_analysis() -> None:
@@ -144,14 +132,15 @@ def shut_down_closed_sessions() -> None:
     """Put `ClosedSessionsShutDown` in place of the running server's session storage (once; the
     sessions already stored move over). Outside a server (AppTest's stand-in runtime, a shell)
     there is no storage to replace; tests/test_live_sessions.py checks a real server."""
-    manager = getattr(runtime.get_instance(), "_session_mgr", None) if runtime.exists() else None
-    if not hasattr(manager, "_storage_lock") or isinstance(manager._session_storage, ClosedSessionsShutDown):
+    found = internals.session_storage_of(runtime.get_instance()) if runtime.exists() else None
+    if found is None or isinstance(found[0], ClosedSessionsShutDown):
         return
+    old, lock = found
     storage = ClosedSessionsShutDown(config.get_option("server.disconnectedSessionTTL"))
-    with manager._storage_lock:
-        for info in manager._session_storage.list():
+    with lock:
+        for info in old.list():
             storage.save(info)
-        manager._session_storage = storage
+        internals.set_session_storage(runtime.get_instance(), storage)
 
 
 def configure_server() -> None:
