@@ -1,0 +1,274 @@
+"""musicnn (Pons & Serra, MSD checkpoint) as a Keras 3 model, with its exact log-mel front-end.
+
+    python -m core.musicnn convert --checkpoint DIR [--out models/musicnn/msd_musicnn]
+
+DIR is the `MSD_musicnn/` folder of the `musicnn` 0.1.0 wheel (ISC licence), e.g. installed with
+`pip install --no-deps musicnn==0.1.0` into a throwaway environment: musicnn itself is no run-time
+dependency (its metadata pins numpy<1.17 and its code needs TensorFlow 1's graph layers). The
+conversion reads the checkpoint with `tf.compat.v1.train.NewCheckpointReader`, loads the weights
+into `build_musicnn()` and writes a `.keras` file and its card (source, licence, the SHA-256 of
+each checkpoint file read, the tag names).
+
+Front-end (musicnn's `extractor.batch_data`): 16 kHz mono, librosa mel power spectrogram (n_fft
+512, hop 256, 96 bands, Slaney, centred), then log10(10000 x + 1), cut into patches of 187 frames
+(3 s) that do not overlap. musicnn casts the mel power to float16 before the log, where loud frames
+overflow under NumPy 2 (inf, then NaN tags): here it stays float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+
+import librosa
+import numpy as np
+
+SAMPLE_RATE_HZ = 16000
+N_FFT = 512
+HOP_LENGTH = 256
+N_MELS = 96
+PATCH_FRAMES = 187  # librosa.time_to_frames(3 s) + 1, as musicnn computes it
+PATCH_S = PATCH_FRAMES * HOP_LENGTH / SAMPLE_RATE_HZ  # 2.992 s
+PENULTIMATE_UNITS = 200
+# The MSD checkpoint's 50 tags, in its output order (musicnn.configuration.MSD_LABELS).
+MSD_TAGS = ("rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+            "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
+            "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental",
+            "punk", "oldies", "blues", "hard rock", "ambient", "acoustic", "experimental",
+            "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy",
+            "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop",
+            "sad", "House", "happy")
+EMBEDDING_DIM = PENULTIMATE_UNITS + len(MSD_TAGS)  # a patch's penultimate layer, then its 50 tags
+
+MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "musicnn" / "msd_musicnn.keras"
+SOURCE = {"package": "musicnn", "version": "0.1.0", "licence": "ISC",
+          "checkpoint": "musicnn/MSD_musicnn/", "authors": "Jordi Pons, Xavier Serra",
+          "paper": "musicnn: pre-trained convolutional neural networks for music audio tagging "
+                   "(ISMIR 2019 late-breaking demo)"}
+
+
+# --- front-end ---------------------------------------------------------------------------------
+
+def log_mel(y: np.ndarray) -> np.ndarray:
+    """(n,) float32 mono at 16 kHz -> (1 + n // 256, 96) float32, log10(10000 * mel power + 1)."""
+    power = np.abs(librosa.stft(np.asarray(y, np.float32), n_fft=N_FFT, hop_length=HOP_LENGTH)) ** 2.0
+    mel = (_mel_basis() @ power).T.astype(np.float32)
+    return np.log10(np.float32(10000.0) * mel + np.float32(1.0))
+
+
+def patch_starts(n_frames: int, max_patches: int | None = None) -> np.ndarray:
+    """First frame of each 187-frame patch of a spectrogram of n_frames frames -> (p,) int.
+
+    musicnn's patches: every 187 frames from frame 0, whole patches only (at least one: a clip
+    shorter than 3 s is zero-padded by `patches`). With `max_patches` and more patches than that,
+    `max_patches` patches evenly spread from the first to the last.
+    """
+    starts = np.arange(0, max(n_frames - PATCH_FRAMES, 0) + 1, PATCH_FRAMES)
+    if max_patches is not None and len(starts) > max_patches:
+        starts = np.linspace(0, starts[-1], max_patches).round().astype(int)
+    return starts
+
+
+def patches(mel: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(frames, 96) log-mel and (p,) first frames -> (p, 187, 96) float32 (zero-padded at the end)."""
+    if len(mel) < PATCH_FRAMES:
+        mel = np.pad(mel, ((0, PATCH_FRAMES - len(mel)), (0, 0)))
+    return mel[np.asarray(starts)[:, None] + np.arange(PATCH_FRAMES)]
+
+
+@cache
+def _mel_basis() -> np.ndarray:
+    """librosa.feature.melspectrogram's filters at 16 kHz: (96, 257) float32, Slaney."""
+    return librosa.filters.mel(sr=SAMPLE_RATE_HZ, n_fft=N_FFT, n_mels=N_MELS)
+
+
+# --- the network -------------------------------------------------------------------------------
+
+def build_musicnn(n_tags: int = len(MSD_TAGS), frontend_filters: float = 1.6, midend_filters: int = 64,
+                  backend_units: int = PENULTIMATE_UNITS, name: str = "msd_musicnn"):
+    """musicnn's graph (`musicnn.models.build_musicnn`) in Keras 3 layers, for inference.
+
+    Input: (batch, 187, 96) float32 log-mel patches (`log_mel`). Outputs: [taggram (batch, n_tags)
+    sigmoid probabilities, penultimate (batch, backend_units), the batch-normalised dense layer
+    before the tags]. Built-in layers only, so the `.keras` file loads in safe mode.
+
+    Args:
+        n_tags: tags of the output layer (50 for the MSD and MTT checkpoints).
+        frontend_filters: musicnn's `num_filt` of the front-end: int(1.6 * 128) = 204 filters in each
+            timbral block, int(1.6 * 32) = 51 in each temporal block.
+        midend_filters: filters of each of the three mid-end convolutions (64 for MSD_musicnn).
+        backend_units: units of the penultimate dense layer (200 for MSD_musicnn).
+        name: the model's name.
+    """
+    import keras
+    from keras import layers
+
+    for arg, value in (("n_tags", n_tags), ("midend_filters", midend_filters), ("backend_units", backend_units)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{arg} must be a positive integer, not {value!r}")
+    if frontend_filters <= 0:
+        raise ValueError(f"frontend_filters must be positive, not {frontend_filters!r}")
+    inputs = keras.Input((PATCH_FRAMES, N_MELS), name="log_mel")
+    x = layers.Reshape((PATCH_FRAMES, N_MELS, 1), name="expand")(inputs)
+    x = layers.BatchNormalization(epsilon=1e-3, name="batch_normalization")(x)
+
+    def pooled_over_frequency(y, filters, tag):
+        y = layers.MaxPooling2D((1, y.shape[2]), name=f"{tag}_freq_pool")(y)
+        return layers.Reshape((PATCH_FRAMES, filters), name=f"{tag}_squeeze")(y)
+
+    # Front-end: two timbral blocks (7 frames x 40% / 70% of the bands), three temporal blocks
+    # (128 / 64 / 32 frames x 1 band); each max-pooled over frequency. The names are the
+    # checkpoint's, in the order musicnn creates them.
+    padded = layers.ZeroPadding2D(((3, 3), (0, 0)), name="time_pad")(x)
+    timbral, temporal = int(frontend_filters * 128), int(frontend_filters * 32)
+    blocks = []
+    for i, width in enumerate((int(0.4 * N_MELS), int(0.7 * N_MELS))):
+        y = layers.Conv2D(timbral, (7, width), padding="valid", activation="relu",
+                          name="conv2d" if i == 0 else f"conv2d_{i}")(padded)
+        y = layers.BatchNormalization(epsilon=1e-3, name=f"batch_normalization_{i + 1}")(y)
+        blocks.append(pooled_over_frequency(y, timbral, f"timbral{i + 1}"))
+    for i, length in enumerate((128, 64, 32)):
+        y = layers.Conv2D(temporal, (length, 1), padding="same", activation="relu", name=f"conv2d_{i + 2}")(x)
+        y = layers.BatchNormalization(epsilon=1e-3, name=f"batch_normalization_{i + 3}")(y)
+        blocks.append(pooled_over_frequency(y, temporal, f"temporal{i + 1}"))
+    frontend = layers.Concatenate(name="frontend")(blocks)  # (batch, 187, 561)
+
+    # Mid-end: three 7-frame convolutions over all channels, the last two residual.
+    features, previous = [frontend], frontend
+    for i in range(3):
+        y = layers.ZeroPadding1D(3, name=f"midend{i + 1}_pad")(previous)
+        y = layers.Conv1D(midend_filters, 7, padding="valid", activation="relu", name=f"conv2d_{i + 5}")(y)
+        y = layers.BatchNormalization(epsilon=1e-3, name=f"batch_normalization_{i + 6}")(y)
+        if i > 0:
+            y = layers.Add(name=f"midend{i + 1}_residual")([y, previous])
+        features.append(y)
+        previous = y
+    midend = layers.Concatenate(name="midend")(features)  # (batch, 187, 753)
+
+    # Back-end: max and mean over time, a dense layer (the penultimate features), the tags. musicnn
+    # flattens (753, 2) [max, mean] pairs, so its 1,506 inputs alternate max and mean per channel.
+    channels = midend.shape[-1]
+    pairs = [layers.Reshape((channels, 1), name=f"{kind}_pool_column")(pool(name=f"{kind}_pool")(midend))
+             for kind, pool in (("max", layers.GlobalMaxPooling1D), ("mean", layers.GlobalAveragePooling1D))]
+    pooled = layers.Flatten(name="temporal_pool")(layers.Concatenate(name="max_mean_pairs")(pairs))
+    y = layers.BatchNormalization(epsilon=1e-3, name="batch_normalization_9")(pooled)
+    y = layers.Dense(backend_units, activation="relu", name="dense")(y)
+    penultimate = layers.BatchNormalization(epsilon=1e-3, name="batch_normalization_10")(y)
+    logits = layers.Dense(n_tags, name="dense_1")(penultimate)
+    taggram = layers.Activation("sigmoid", name="taggram")(logits)
+    return keras.Model(inputs, [taggram, penultimate], name=name)
+
+
+def checkpoint_weights(checkpoint_dir: Path) -> dict[str, np.ndarray]:
+    """Every variable of a musicnn checkpoint folder (its file prefix is empty, hence the trailing
+    slash), the optimiser's slots left out -> {name: array}."""
+    import tensorflow as tf
+
+    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint_dir).rstrip("/") + "/")
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if "Adam" not in name and not name.endswith("_power")}
+
+
+def load_checkpoint(model, weights: dict[str, np.ndarray]) -> None:
+    """Set `build_musicnn`'s layers from checkpoint variables; every variable must be used."""
+    used = set()
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "BatchNormalization":
+            names = [f"{layer.name}/{v}" for v in ("gamma", "beta", "moving_mean", "moving_variance")]
+        elif kind in ("Conv2D", "Conv1D", "Dense"):
+            names = [f"{layer.name}/kernel", f"{layer.name}/bias"]
+        else:
+            continue
+        values = [weights[n] for n in names]
+        if kind == "Conv1D":  # musicnn's [7, channels, 1, filters] 2-D kernel over all channels
+            values[0] = values[0].reshape(values[0].shape[0], values[0].shape[1], values[0].shape[3])
+        layer.set_weights(values)
+        used.update(names)
+    unused = sorted(set(weights) - used)
+    if unused:
+        raise ValueError(f"checkpoint variables not used by the model: {unused}")
+
+
+def convert(checkpoint_dir: Path, out: Path = MODEL_PATH) -> Path:
+    """The checkpoint as a `.keras` file with its card (core.cards layout) -> the model's path."""
+    from core import cards
+
+    checkpoint_dir = Path(checkpoint_dir)
+    files = sorted(p for p in checkpoint_dir.iterdir() if p.name.startswith(".") and p.is_file()
+                   or p.name == "checkpoint")
+    model = build_musicnn()
+    load_checkpoint(model, checkpoint_weights(checkpoint_dir))
+    out = Path(out).with_suffix(".keras")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    card = {
+        "task": "musicnn", "name": out.stem, "builder": "core.musicnn.build_musicnn", "config": {},
+        "source": {**SOURCE, "files_read": {p.name: cards.sha256_file(p) for p in files}},
+        "input": {"sample_rate_hz": SAMPLE_RATE_HZ, "n_fft": N_FFT, "hop_length": HOP_LENGTH,
+                  "n_mels": N_MELS, "patch_frames": PATCH_FRAMES, "scaling": "log10(10000 x + 1), float32"},
+        "outputs": {"taggram": len(MSD_TAGS), "penultimate": PENULTIMATE_UNITS},
+        "tags": list(MSD_TAGS),
+        "model_file": {"name": out.name, "sha256": cards.sha256_file(out), "size_bytes": out.stat().st_size},
+        "parameters": int(model.count_params()),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    cards.write_card(out, card)
+    return out
+
+
+# --- running it --------------------------------------------------------------------------------
+
+class Musicnn:
+    """The converted model behind one traced function: (p, 187, 96) patches -> (taggram (p, 50),
+    penultimate (p, 200)). Safe to call from several threads once built."""
+
+    def __init__(self, model, card: dict):
+        import tensorflow as tf
+
+        self.model, self.card = model, card
+        spec = tf.TensorSpec((None, PATCH_FRAMES, N_MELS), tf.float32)
+        self._infer = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH) -> "Musicnn":
+        from core import cards
+
+        return cls(*cards.load_model(path))
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        taggram, penultimate = self._infer(np.asarray(x, np.float32))
+        return taggram.numpy(), penultimate.numpy()
+
+    def embeddings(self, x: np.ndarray) -> np.ndarray:
+        """(p, 187, 96) patches -> (p, 250) float32: each patch's penultimate layer, then its tags."""
+        taggram, penultimate = self(x)
+        return np.concatenate([penultimate, taggram], axis=1)
+
+
+@cache
+def default_musicnn() -> Musicnn:
+    """The shipped model, loaded once per process."""
+    return Musicnn.load(MODEL_PATH)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.musicnn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    conversion = commands.add_parser("convert", help="musicnn's MSD checkpoint -> a .keras file and card")
+    conversion.add_argument("--checkpoint", required=True, type=Path, help="the wheel's musicnn/MSD_musicnn/ folder")
+    conversion.add_argument("--out", type=Path, default=MODEL_PATH.with_suffix(""))
+    args = parser.parse_args(argv)
+    path = convert(args.checkpoint, args.out)
+    print(json.dumps({"model": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
