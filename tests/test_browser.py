@@ -8,6 +8,7 @@ Chromium comes from apt (`make test` installs it when run as root); the tests ne
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from core import cards
-from tests.conftest import FER_FILE, MUSIC_DIR, ROOT, music_like, wav_bytes
+from tests.conftest import FER_FILE, has_shared, MUSIC_DIR, ROOT, music_like, wav_bytes
 from tests.live_server import LiveServer, ServerFailed
 
 pytestmark = pytest.mark.slow
@@ -77,7 +78,7 @@ def _drawn_face() -> np.ndarray:
 @pytest.fixture(scope="module")
 def face_pictures() -> FacePictures:
     """A real FER2013 'happy' face the detector finds in both frames, else a drawn face."""
-    if FER_FILE.exists():
+    if has_shared(FER_FILE):
         from core import faces
 
         with np.load(FER_FILE) as npz:
@@ -111,7 +112,7 @@ def write_y4m(path: Path, frame_bgr: np.ndarray, n_frames: int = 5, fps: int = 3
 @pytest.fixture(scope="module")
 def song_file(tmp_path_factory) -> Path:
     """A real 30-s mp3 from the shared clips, else a generated 30-s wav."""
-    clips = sorted((MUSIC_DIR / "clips").glob("*.mp3"))
+    clips = sorted((MUSIC_DIR / "clips").glob("*.mp3")) if has_shared(MUSIC_DIR / "clips") else []
     if clips:
         return clips[0]
     path = tmp_path_factory.mktemp("songs") / "generated.wav"
@@ -133,8 +134,10 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(request, tmp_path_factory):
     if not CHROMIUM.exists():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{NO_CHROMIUM}: CI runs the browser tests (make test installs it as root)")
         pytest.skip(NO_CHROMIUM)
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+    from playwright import sync_api
     for stale in SCREENSHOTS.glob("FAILED_*.png"):  # from an earlier run
         stale.unlink()
     webcam = request.getfixturevalue("face_pictures").webcam_bgr
@@ -321,8 +324,6 @@ def test_home_page_links_to_every_page_and_the_link_opens_it(visit, server):
 
 
 def test_song_page_puts_an_uploaded_clip_on_the_mood_map_and_in_the_table(visit, server, song_file):
-    if not cards.DEFAULT_MODELS["song"].exists():
-        pytest.skip("the default song model is not trained")
     page = open_page(visit, server, "song_mood", "Song mood")
     mood_map = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Mood map")
     mood_map.wait_for(state="visible")  # empty until a song comes
@@ -382,8 +383,6 @@ def _face_result(page, real_face: bool) -> list:
 
 
 def test_face_page_shows_boxes_and_probabilities_for_an_uploaded_photo(visit, server, face_pictures):
-    if not cards.DEFAULT_MODELS["face"].exists():
-        pytest.skip("the default face model is not trained")
     page = open_page(visit, server, "face_expression", "Face expression")
     page.get_by_role("tab", name=re.compile(r"Photo$")).click()
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
@@ -402,8 +401,6 @@ def test_face_page_shows_boxes_and_probabilities_for_an_uploaded_photo(visit, se
 
 
 def test_face_page_reads_a_picture_taken_with_the_webcam(visit, server, face_pictures):
-    if not cards.DEFAULT_MODELS["face"].exists():
-        pytest.skip("the default face model is not trained")
     page = open_page(visit, server, "face_expression", "Face expression")
     page.get_by_role("tab", name=re.compile(r"Webcam$")).click()
     camera = page.locator('[data-testid="stCameraInput"]')
@@ -436,16 +433,13 @@ def test_face_page_reads_a_picture_taken_with_the_webcam(visit, server, face_pic
 
 def test_compare_page_tables_the_trained_variants_and_runs_them_on_a_song_and_a_photo(
         visit, server, song_file, face_pictures):
-    if not (ROOT / "pages" / "compare_variants.py").exists():
-        pytest.skip("pages/compare_variants.py is not written yet")
     from core.compare import METRICS
     from core.variants import DEFAULT, trained_variants
 
     tasks = {"song": "Song mood (CRNN)", "face": "Face expression (CNN)"}
     zoos = {task: trained_variants(task) for task in tasks}
     ready = [task for task, zoo in zoos.items() if DEFAULT in zoo and len(zoo) >= 2]
-    if not ready:
-        pytest.skip("no task has two trained variants in models/ (train the zoo first)")
+    assert ready == list(tasks), f"each task's default and variants are committed in models/: {zoos.keys()}"
     page = open_page(visit, server, "compare_variants", "Compare variants")
     for task in ready:
         page.locator('[data-testid="stRadio"] label').filter(has_text=tasks[task]).click()

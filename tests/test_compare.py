@@ -53,8 +53,8 @@ def test_the_table_has_one_row_a_variant_from_the_cards():
         assert row["accuracy"] == card["validation"]["accuracy"] and row["parameters"] == card["parameters"]
         assert row["pooling"] == card["config"]["pooling"]
     by_name = {r["variant"]: r for r in rows}
-    if "pooling_average" in by_name:
-        assert by_name["pooling_average"]["change"] == "pooling: max → average"
+    assert by_name["pooling_average"]["change"] == "pooling: max → average"
+    assert by_name["dropout_0.5"]["change"].startswith("dropout: ") and by_name["dropout_0.5"]["change"].endswith("→ 0.5")
 
 
 def _tiny_song(**choices):
@@ -99,19 +99,19 @@ def test_a_song_through_the_variants_gives_one_result_each_from_one_decoding():
         assert result["mc"]["passes"] == 5 and len(result["mc"]["points"]) == 5
 
 
-def _face_photo() -> bytes:
-    """A real FER face in a 640x480 frame where ../shared is present, else a generated picture
-    (no face found: the page then offers to score the whole picture)."""
-    from tests.conftest import FER_FILE
+def _face_photo() -> tuple[bytes, bool]:
+    """(picture, whether a face is in it): a real FER face in a 640x480 frame where ../shared is
+    present, else a generated picture with no face (the page then offers to score the whole picture)."""
+    from tests.conftest import FER_FILE, has_shared
     from tests.test_faces import frame_with_faces
 
-    if FER_FILE.exists():
+    if has_shared(FER_FILE):
         with np.load(FER_FILE) as npz:
             face = npz["pixels"][np.flatnonzero(npz["usage"] == 1)[3]]
-        image = frame_with_faces(face[None], 1, side_px=200)
+        image, has_face = frame_with_faces(face[None], 1, side_px=200), True
     else:
-        image = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8)
-    return cv2.imencode(".png", image)[1].tobytes()
+        image, has_face = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8), False
+    return cv2.imencode(".png", image)[1].tobytes(), has_face
 
 
 def test_the_compare_cli_prints_every_variant_and_refuses_a_bad_file(tmp_path, capsys):
@@ -153,8 +153,12 @@ def test_the_compare_page_runs_a_photo_through_every_selected_variant(compare_pa
     assert len(compare_page.dataframe[0].value) == len(selected) >= 2
     specs = [chart.proto.spec for chart in compare_page.get("plotly_chart")]
     assert sum("PublicTest" in s or "predicted" in s for s in specs) >= len(selected)  # confusion matrices
-    compare_page.file_uploader[0].set_value(("face.png", _face_photo(), "image/png")).run()
-    if compare_page.warning:  # no face found: score the whole picture, as a person would
+    photo, has_face = _face_photo()
+    compare_page.file_uploader[0].set_value(("face.png", photo, "image/png")).run()
+    if has_face:  # the real face is found: no warning
+        assert not compare_page.warning, [w.value for w in compare_page.warning]
+    else:  # no face: the page says so, and a person scores the whole picture
+        assert "No face was found" in compare_page.warning[0].value
         compare_page.checkbox[0].check().run()
     assert not compare_page.exception and not compare_page.error, (compare_page.exception, compare_page.error)
     specs = [chart.proto.spec for chart in compare_page.get("plotly_chart")]

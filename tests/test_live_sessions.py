@@ -54,8 +54,6 @@ async def _people_at_once(url: str, page: str, files: list[tuple[str, bytes, str
 
 
 def test_songs_uploaded_at_once_each_get_their_own_mood(server):
-    if not cards.DEFAULT_MODELS["song"].exists():
-        pytest.skip("the default song model is not trained")
     files = [(f"person_{i}.wav", wav_bytes(music_like(8.0, seed=i), 22050), "audio/wav") for i in range(PEOPLE)]
     runs = asyncio.run(_people_at_once(server.url, "song_mood", files))
     for (name, _, _), run in zip(files, runs):
@@ -71,8 +69,6 @@ def test_songs_uploaded_at_once_each_get_their_own_mood(server):
 def test_the_server_runs_each_model_call_on_one_thread(server):
     """pages/server_setup.py: one TensorFlow compute thread (TensorFlow's default here is one per
     CPU, a pool that spun beside each call)."""
-    if not cards.DEFAULT_MODELS["song"].exists():
-        pytest.skip("the default song model is not trained")
     song = ("one.wav", wav_bytes(music_like(4.0, seed=5), 22050), "audio/wav")
     run, = asyncio.run(_people_at_once(server.url, "song_mood", [song]))
     assert run.errors == []
@@ -98,8 +94,6 @@ def test_the_server_reads_songs_in_one_worker_process_per_cpu(server):
 
 
 def test_photos_uploaded_at_once_each_get_an_answer_and_a_bad_one_a_message(server):
-    if not cards.DEFAULT_MODELS["face"].exists():
-        pytest.skip("the default face model is not trained")
     files = [(f"photo_{i}.png", _photo(i), "image/png") for i in range(PEOPLE - 1)]
     files.append(("broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, "image/png"))
     runs = asyncio.run(_people_at_once(server.url, "face_expression", files))
