@@ -13,19 +13,36 @@ import io
 import math
 import os
 import queue
+import sys
 import threading
 from dataclasses import dataclass
 
-import cv2
-import numpy as np
+MAX_PIXELS = 70_000_000      # 8000x8000 (64 MP) is accepted and downscaled; 10000x10000 is not
+# OpenCV reads this once, as its library loads: from then on its decoders refuse a picture over it
+# from the header they decode with, before any pixel (the decoder that decodes checks the size).
+# Where OpenCV was loaded before this module (a test importing cv2 first), Pillow reads the size.
+os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(MAX_PIXELS)
+_OPENCV_KEEPS_THE_LIMIT = "cv2" not in sys.modules
 
-from core.errors import InputError
+import cv2  # noqa: E402 - after the pixel limit is set
+import numpy as np  # noqa: E402
+
+from core.errors import InputError  # noqa: E402
 
 FACE_SIZE_PX = 48
 SUPPORTED_FORMATS = ("jpg", "jpeg", "png", "webp")
+# What each promised format's bytes begin with; nothing else reaches a decoder (OpenCV reads a
+# dozen more formats, and wrote a Radiance HDR upload into the temp folder to decode it).
+SIGNATURES = {"jpg": (b"\xff\xd8\xff",), "png": (b"\x89PNG\r\n\x1a\n",), "webp": (b"RIFF", b"WEBP")}
 MIN_SIDE_PX = 48
-MAX_PIXELS = 70_000_000      # 8000x8000 (64 MP) is accepted and downscaled; 10000x10000 is not
 WORK_MAX_SIDE_PX = 1280      # pictures are downscaled to this before detection
+# A picture whose long side is more than this many times its short side would be scaled to a short
+# side under MIN_SIDE_PX (a 48x130000 strip: to 0 px, which crashed cv2.resize).
+MAX_ASPECT_RATIO = WORK_MAX_SIDE_PX / MIN_SIDE_PX
+# A progressive JPEG is decoded once more with each scan: libjpeg's progressive scripts write 6 to
+# 10 scans, and the most careful encoders a few dozen. 700 copies of one scan in a 317 KB file took
+# a minute of CPU to decode at 8000x8000 (libjpeg-turbo's own tools offer the same kind of limit).
+MAX_JPEG_SCANS = 100
 # Fraction of BlazeFace's box added on each side of the crop. bench/face_crop_margin.py: on FER
 # faces found in frames, no margin matches the training crops best.
 CROP_MARGIN = 0.0
@@ -45,38 +62,94 @@ class Face:
     score: float = 1.0              # detector confidence
 
 
+def picture_format(data: bytes) -> str:
+    """'jpg', 'png' or 'webp', read from the bytes' own signature (not the name); InputError for
+    anything else."""
+    if not data:
+        raise InputError("The file is empty. Upload a photo as jpg, png or webp.")
+    for fmt, (start, *then) in SIGNATURES.items():
+        if data.startswith(start) and all(data[8:12] == part for part in then):
+            return fmt
+    raise _not_an_image()
+
+
+def _not_an_image() -> InputError:
+    return InputError("This file is not an image that can be read (supported: jpg, png, webp). "
+                      "It may be damaged or of another type.")
+
+
 def decode_image(data: bytes) -> np.ndarray:
     """Decode image bytes in memory -> (h, w, 3) uint8 BGR, downscaled to WORK_MAX_SIDE_PX.
 
-    Grey, 16-bit, alpha-channel and CMYK pictures all become 8-bit BGR (OpenCV's IMREAD_COLOR).
+    Only jpg, png and webp, told by their signature, reach the decoder (OpenCV), which refuses a
+    picture over MAX_PIXELS from its own reading of the header. Grey, 16-bit, alpha-channel and
+    CMYK pictures all become 8-bit BGR (OpenCV's IMREAD_COLOR). Nothing is written to disk.
+    The app runs this in a worker process with a time and a memory limit (core.workers).
     """
-    from PIL import Image, UnidentifiedImageError
-
-    if not data:
-        raise InputError("The file is empty. Upload a photo as jpg, png or webp.")
-    try:  # read the header only: refuse a huge picture before decoding its pixels
-        with Image.open(io.BytesIO(data)) as header:
-            width, height = header.size
-    except Image.DecompressionBombError:  # PIL refuses twice its MAX_IMAGE_PIXELS on the header alone
-        raise InputError(f"The picture is larger than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; the "
-                         f"limit is {MAX_PIXELS / 1e6:.0f} megapixels (e.g. 8000x8000). Resize it and try "
-                         "again.") from None
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise InputError("This file is not an image that can be read (supported: jpg, png, webp). "
-                         "It may be damaged or of another type.") from None
-    if width * height > MAX_PIXELS:
-        raise InputError(f"The picture is {width}x{height} pixels; the limit is "
-                         f"{MAX_PIXELS / 1e6:.0f} megapixels (e.g. 8000x8000). Resize it and try again.")
+    fmt = picture_format(data)
+    scans = data.count(b"\xff\xda") if fmt == "jpg" else 0  # a marker: entropy-coded data stuffs 0xff
+    if scans > MAX_JPEG_SCANS:
+        raise InputError(f"The picture is a progressive JPEG of {scans} scans; at most {MAX_JPEG_SCANS} are "
+                         "decoded (photos have about 10). Save it again as an ordinary JPEG or PNG.")
+    if not _OPENCV_KEEPS_THE_LIMIT and (too_large := _over_the_pixel_limit(data, fmt)):
+        raise too_large
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
+    if image is None or image.size == 0:
+        raise _undecodable(data, fmt)
+    height, width = image.shape[:2]
     if min(width, height) < MIN_SIDE_PX:
         raise InputError(f"The picture is only {width}x{height} pixels; a face needs at least "
                          f"{MIN_SIDE_PX}x{MIN_SIDE_PX}.")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise InputError("The picture could not be decoded: the file may be cut short or damaged.")
-    scale = WORK_MAX_SIDE_PX / max(image.shape[:2])
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise InputError(f"The picture is {width}x{height} pixels: too long and narrow to look for a face in "
+                         f"(the long side may be at most {MAX_ASPECT_RATIO:.0f} times the short one). Crop it "
+                         "and try again.")
+    scale = WORK_MAX_SIDE_PX / max(height, width)
     if scale < 1:
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        size = (max(MIN_SIDE_PX, round(width * scale)), max(MIN_SIDE_PX, round(height * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     return image
+
+
+def _undecodable(data: bytes, fmt: str) -> InputError:
+    """Why OpenCV decoded nothing, in words: over the pixel limit (the size read again by Pillow,
+    only to say it), not an image, or damaged."""
+    size = _header_size(data, fmt)
+    if isinstance(size, InputError):
+        return size
+    if size is None or size[0] * size[1] == 0:
+        return _not_an_image()
+    return _over_the_pixel_limit(data, fmt) or InputError(
+        "The picture could not be decoded: the file may be cut short or damaged.")
+
+
+def _over_the_pixel_limit(data: bytes, fmt: str) -> InputError | None:
+    """The message for a picture whose header, read by Pillow, is over MAX_PIXELS; else None."""
+    size = _header_size(data, fmt)
+    if isinstance(size, InputError):
+        return size
+    if size and size[0] * size[1] > MAX_PIXELS:
+        return InputError(f"The picture is {size[0]}x{size[1]} pixels; the limit is {MAX_PIXELS / 1e6:.0f} "
+                          "megapixels (e.g. 8000x8000). Resize it and try again.")
+    return None
+
+
+def _header_size(data: bytes, fmt: str) -> tuple[int, int] | InputError | None:
+    """(width, height) from the header, as Pillow reads it (that format's reader alone); an
+    InputError for a header far over the limit; None when Pillow cannot read it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data), formats=[{"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[fmt]]) as header:
+            return header.size
+    except Image.DecompressionBombError:  # PIL refuses twice its MAX_IMAGE_PIXELS on the header alone
+        return InputError(f"The picture is larger than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; the "
+                          f"limit is {MAX_PIXELS / 1e6:.0f} megapixels (e.g. 8000x8000). Resize it and try again.")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
 
 
 def _new_blazeface():

@@ -155,9 +155,16 @@ def test_the_detector_pool_can_be_made_before_anyone_waits(monkeypatch):
     assert faces._idle_detectors.qsize() == faces.MAX_DETECTORS
 
 
-@pytest.mark.parametrize("shape", [(48, 60000), (60000, 48), (48, 13000)])
-def test_a_long_thin_picture_is_searched_without_error(shape):
-    # Downscaled to 1280 px on its long side, the short side is 1 to 5 px: still a picture to search.
+@pytest.mark.parametrize("shape", [(48, 60000), (60000, 48), (48, 13000), (48, 130000), (130000, 49)])
+def test_a_long_thin_picture_gets_a_clear_message(shape):
+    # Downscaled to 1280 px on its long side, its short side would be under 48 px (48x130000: 0 px,
+    # on which cv2.resize raised).
+    with pytest.raises(InputError, match=rf"{shape[1]}x{shape[0]} pixels: too long and narrow"):
+        faces.decode_image(encode(np.full(shape, 128, np.uint8)))
+
+
+@pytest.mark.parametrize("shape", [(48, 1280), (100, 2666), (2666, 100)])
+def test_a_long_picture_within_the_ratio_keeps_a_short_side_of_48_px_or_more(shape):
     image = faces.decode_image(encode(np.full(shape, 128, np.uint8)))
-    assert max(image.shape[:2]) == faces.WORK_MAX_SIDE_PX and min(image.shape[:2]) <= 5
+    assert max(image.shape[:2]) <= faces.WORK_MAX_SIDE_PX and min(image.shape[:2]) >= faces.MIN_SIDE_PX
     assert faces.detect_faces(image) == []
