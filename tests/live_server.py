@@ -26,9 +26,11 @@ def free_port() -> int:
 class LiveServer:
     """`streamlit run streamlit_app.py` on 127.0.0.1, its output in `log`; started by the constructor,
     which returns once `/_stcore/health` answers (else ServerFailed). Use as a context manager.
-    options: more `streamlit run` options, e.g. {"server.disconnectedSessionTTL": 2}."""
+    options: more `streamlit run` options, e.g. {"server.disconnectedSessionTTL": 2}; env: more
+    environment variables for the server process."""
 
-    def __init__(self, log: Path, start_timeout_s: float = 120, options: dict | None = None):
+    def __init__(self, log: Path, start_timeout_s: float = 120, options: dict | None = None,
+                 env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -40,7 +42,7 @@ class LiveServer:
                  "--server.address", "127.0.0.1", "--server.headless", "true",
                  "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
                  *[arg for name, value in (options or {}).items() for arg in (f"--{name}", str(value))]],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
         try:
             self._wait_healthy(start_timeout_s)
         except BaseException:

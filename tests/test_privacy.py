@@ -321,3 +321,51 @@ def test_a_quiet_action_finds_nothing(tmp_path, monkeypatch):
     with watch(inputs.all, inputs.marker, tmp_path / "private_temp", monkeypatch) as findings:
         assert re.fullmatch(r"[0-9a-f]{12}", inputs.marker)
     assert not findings.ours, findings.report()
+
+
+# --- a real server: an upload stays in memory from the socket on ---------------------------------
+
+_SERVER_UNDER_AUDIT = _WRITE_TEST + """
+import json, time
+_log = open(os.environ["MOODLENS_AUDIT_LOG"], "a", buffering=1)  # opened before the hook is on
+sys.addaudithook(make_hook(lambda path: _log.write(json.dumps([time.time(), path]) + "\\n")))
+"""
+
+
+@pytest.mark.slow
+def test_a_large_upload_to_the_real_server_touches_no_disk(tmp_path):
+    """Through `streamlit run` and its HTTP upload route (Starlette's multipart parser), an 8-MB song
+    is received and analysed without any file being created or written: the server runs under an
+    audit hook (a sitecustomize) that logs every path it opens for writing, with a private TMPDIR.
+    Starlette's own default would spool this upload to a temp file (webapp/streamlit_internals.py)."""
+    import asyncio
+    import time
+
+    from tests.live_server import LiveServer
+    from tests.streamlit_client import SessionClient
+
+    hook_dir, private_temp, audit_log = tmp_path / "hook", tmp_path / "private_temp", tmp_path / "audit.jsonl"
+    hook_dir.mkdir()
+    private_temp.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(_SERVER_UNDER_AUDIT)
+    marker = uuid.uuid4().hex[:12]
+    song = wav_bytes(music_like(95.0, 44100, seed=11), 44100)  # 16-bit mono: 8.4 MB
+    assert len(song) > 8e6  # Starlette spools anything over 1 MB (1,048,576 bytes)
+    env = {"PYTHONPATH": os.pathsep.join([str(hook_dir), str(ROOT)]), "MOODLENS_AUDIT_LOG": str(audit_log),
+           "TMPDIR": str(private_temp)}
+    with LiveServer(tmp_path / "server.log", env=env) as server:
+        async def upload():
+            async with SessionClient(server.url, "song_mood", timeout_s=240) as session:
+                await session.open()
+                return await session.upload(f"privacy-{marker}.wav", song, "audio/wav")
+
+        started = time.time()
+        run = asyncio.run(upload())
+        assert not run.errors, run.errors
+        assert run.find(lambda e: e.WhichOneof("type") == "audio") is not None, "the song was not received"
+        finished = time.time()
+    writes = [path for when, path in map(json.loads, audit_log.read_text().splitlines())
+              if started <= when <= finished and _watched(path)]
+    assert audit_log.read_text(), "the audit hook did not run in the server"
+    assert writes == [], f"the server opened these for writing while it received the song: {writes}"
+    assert list(private_temp.iterdir()) == [], "the server left files in its temp folder"
