@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test chromium bench readme clean
+.PHONY: run test test-fast chromium bench readme docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: $(VENV)/.app-installed
 
 test: $(VENV)/.dev-installed chromium
 	$(BIN)/python -m pytest
+
+# Everything but the slow tests (no training, no real server, no browser): a few minutes.
+test-fast: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m "not slow"
 
 # The browser tests drive Debian's Chromium, never a downloaded one. As root, install it when it is
 # missing (refreshing apt's lists if the first try cannot find it); otherwise leave it: those tests
@@ -44,9 +48,10 @@ bench: $(VENV)/.app-installed
 	$(BIN)/python bench/song_latency.py
 	$(BIN)/python bench/face_latency.py
 
-# Regenerate every number in README.md from the model cards and fresh benchmark runs.
-readme: $(VENV)/.app-installed
-	$(BIN)/python bench/update_readme.py
+# Regenerate every number in README.md and docs/ from the model cards and fresh benchmark runs
+# (`make docs ARGS=--no-bench`: the model tables only).
+docs readme: $(VENV)/.app-installed
+	$(BIN)/python bench/update_readme.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-output

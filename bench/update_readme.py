@@ -1,9 +1,10 @@
-"""Rewrite the generated parts of README.md from the model cards and fresh benchmark runs.
+"""Rewrite the generated parts of README.md and docs/ from the model cards and fresh benchmark runs.
 
-    .venv/bin/python bench/update_readme.py [--no-bench]
+    .venv/bin/python bench/update_readme.py [--no-bench] [--bench NAME,...]      (make docs)
 
-Every number in the README comes from here: the blocks between `<!-- NAME:start -->` and
-`<!-- NAME:end -->` are replaced; nothing else is touched.
+Every number in the README and docs/ comes from here: the blocks between `<!-- NAME:start -->` and
+`<!-- NAME:end -->` are replaced; nothing else is touched. README.md holds one table of the shipped
+models; docs/models.md the cards and zoos; docs/benchmarks.md and docs/performance.md the benchmarks.
 """
 
 from __future__ import annotations
@@ -21,11 +22,39 @@ from core import cards  # noqa: E402
 from core.datasets import EXPRESSIONS  # noqa: E402
 
 
+# Which file holds each generated block.
+BLOCK_FILES = {
+    "models-summary": "README.md",
+    "song-model": "docs/models.md", "face-model": "docs/models.md",
+    "song-zoo": "docs/models.md", "face-zoo": "docs/models.md",
+    "song-bench": "docs/benchmarks.md", "face-bench": "docs/benchmarks.md",
+    "compare-bench": "docs/benchmarks.md", "detector-bench": "docs/benchmarks.md",
+    "load-bench": "docs/performance.md", "load-probe-bench": "docs/performance.md",
+    "load-memory-bench": "docs/performance.md", "load-closed-bench": "docs/performance.md",
+}
+
+
 def _replace(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"README.md has no block {name}")
+        raise SystemExit(f"{BLOCK_FILES.get(name, 'README.md')} has no block {name}")
     return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+
+
+def models_summary() -> str:
+    """One row per shipped model: its held-out figures, from its card."""
+    lines = ["| page | model | held-out data | figures |", "|---|---|---|---|"]
+    song, face = (cards.read_card(cards.DEFAULT_MODELS[task]) for task in ("song", "face"))
+    m = song.get("cross_validation", {}).get("mean") or song["validation"]
+    held_out = (f"{len(song['cross_validation']['folds'])}-fold cross-validation, {song['data']['n_songs']} songs"
+                if "cross_validation" in song else f"{song['split']['n_val']} validation songs")
+    lines.append(f"| Song mood | `models/song/default.keras` ({song['parameters']:,} parameters) | {held_out} | "
+                 f"valence r {m['valence']['r']:.2f}, arousal r {m['arousal']['r']:.2f}, valence CCC "
+                 f"{m['valence']['ccc']:.2f}, quadrant accuracy {m['quadrant_accuracy']:.0%} |")
+    f = face["validation"]
+    lines.append(f"| Face expression | `models/face/default.keras` ({face['parameters']:,} parameters) | "
+                 f"FER2013 PublicTest, {f['n']:,} faces | accuracy {f['accuracy']:.1%}, macro-F1 {f['macro_f1']:.3f} |")
+    return "\n".join(lines)
 
 
 def song_table(card: dict) -> str:
@@ -96,13 +125,16 @@ def main() -> None:
     parser.add_argument("--no-bench", action="store_true", help="only the model tables")
     parser.add_argument("--bench", default="", help="comma-separated bench blocks to rerun (default: all)")
     args = parser.parse_args()
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+    texts = {name: (ROOT / name).read_text() for name in sorted(set(BLOCK_FILES.values()))}
+
+    def put(block: str, body: str) -> None:
+        name = BLOCK_FILES[block]
+        texts[name] = _replace(texts[name], block, body)
+
+    put("models-summary", models_summary())
     for task, render in (("song", song_table), ("face", face_table)):
-        path = cards.DEFAULT_MODELS[task]
-        if path.exists():
-            text = _replace(text, f"{task}-model", render(cards.read_card(path)))
-        text = _replace(text, f"{task}-zoo", zoo_table(task))
+        put(f"{task}-model", render(cards.read_card(cards.DEFAULT_MODELS[task])))
+        put(f"{task}-zoo", zoo_table(task))
     if not args.no_bench:
         for name, script, *options in (
                 ("song-bench", "song_latency.py"), ("face-bench", "face_latency.py"),
@@ -114,9 +146,9 @@ def main() -> None:
                  "--summary")):
             if args.bench and name not in args.bench.split(","):
                 continue
-            if (ROOT / "bench" / script).exists():
-                text = _replace(text, name, bench(script, *options))
-    readme.write_text(text)
+            put(name, bench(script, *options))
+    for name, text in texts.items():
+        (ROOT / name).write_text(text)
 
 
 if __name__ == "__main__":

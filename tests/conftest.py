@@ -12,6 +12,17 @@ import soundfile as sf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# `slow` means what it says: the test trains a model, starts a real `streamlit run` server, or drives
+# a browser. `make test-fast` runs everything else (-m "not slow"); `make test` runs all.
+SLOW_FIXTURES = {"tiny_song_model", "tiny_face_model", "server", "browser", "visit"}
+SLOW_MODULES = {"test_train.py", "test_browser.py", "test_live_sessions.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 MUSIC_DIR = SHARED_DATA / "music"

@@ -30,7 +30,6 @@ from core import audio, cards, faces
 from core.errors import InputError
 from tests.conftest import FER_FILE, has_shared, MUSIC_DIR, ROOT, music_like, wav_bytes
 
-pytestmark = pytest.mark.slow  # two CLI processes, two page sessions, ~100 MB of generated input
 
 TIMEOUT_S = 300
 TABLE_FILE = ROOT / "test-output" / "hostile_input.md"

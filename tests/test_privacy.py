@@ -238,7 +238,6 @@ def _need_models():
 
 # --- the checks --------------------------------------------------------------------------------
 
-@pytest.mark.slow
 def test_the_pages_leave_no_file_behind(tmp_path, monkeypatch):
     _need_models()
     inputs = _inputs()
@@ -247,7 +246,6 @@ def test_the_pages_leave_no_file_behind(tmp_path, monkeypatch):
     assert not findings.ours, findings.report()
 
 
-@pytest.mark.slow
 def test_the_clis_leave_no_file_behind(tmp_path, monkeypatch):
     _need_models()
     inputs = _inputs()

@@ -46,9 +46,8 @@ def keep_models_warm_between_runs() -> None:
 
 def one_thread_per_analysis() -> None:
     """The server runs one analysis per CPU at a time (`analysis_slot`), sessions side by side.
-    Within one analysis TensorFlow's thread pools only add hand-overs and spinning: a song model
-    call took 7.6 ms of CPU for 5.3 ms of wall time, against 4.7 ms and 4.7 ms on one thread (face
-    model: 5.3 / 4.2 ms against 3.0 / 3.0 ms). TensorFlow reads these when it starts, so this must
+    Within one analysis TensorFlow's thread pools only add hand-overs and spinning (more CPU time
+    for no less wall time; docs/performance.md). TensorFlow reads these when it starts, so this must
     run before a page loads a model: `streamlit_app.py` calls it first."""
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ.setdefault(name, "1")
@@ -56,8 +55,8 @@ def one_thread_per_analysis() -> None:
 
 def keep_loaded_objects_out_of_gc() -> None:
     """Python's full garbage collection walks every object the collector tracks: with TensorFlow
-    and the models loaded, over half a million. In the server each one held the GIL for 70 to 320
-    ms (measured with gc.callbacks during bench/load.py), so every session stalled while it ran.
+    and the models loaded, over half a million. In the server each one held the GIL long enough to
+    stall every session (docs/performance.md).
     What exists once a model is loaded and traced lives as long as the server: `gc.freeze()` moves
     it out of the collector's reach, and a full collection then walks only what came after.
     Call it once a model is loaded and traced. The price: the objects of the sessions open at that
@@ -119,9 +118,7 @@ class ClosedSessionsShutDown(SessionStorage):
 def give_memory_back() -> None:
     """A shut-down session's objects refer to each other, so only the cyclic collector frees them
     (and with them the uploads they hold); then glibc keeps the freed memory unless asked to give it
-    back. Measured with `bench/load.py --in-a-row 60 --keep-files --wait-after-close 20` and a
-    3-s reconnect time: the server's RSS went from 1371 MiB before the tabs closed to 1244 MiB
-    after with the trim alone, to 1066 MiB with both (below its RSS after the first 20 analyses).
+    back. Both are needed for the server's RSS to fall back after tabs close (docs/performance.md).
     A collection is cheap once the models are frozen out of it (`keep_loaded_objects_out_of_gc`)."""
     gc.collect()
     with contextlib.suppress(AttributeError, OSError):  # malloc_trim is glibc's
