@@ -1,4 +1,4 @@
-"""Song features in worker processes, beside the process that serves the pages.
+"""Song features and picture decoding in worker processes, beside the process that serves the pages.
 
 In the Streamlit server every session runs in one Python process, so its threads share one GIL:
 decoding and the log-mel features of one person's song held up the other sessions' page runs, and
@@ -8,6 +8,10 @@ threads only send the bytes and wait for the (k, 646, 128) features back. Measur
 
 A worker that dies on a file (a decoder crash) does not take the server with it: that file gets a
 message, and a new worker takes the dead one's place.
+
+Pictures are decoded in workers of their own (`PictureWorkers`), each with a time limit and a cap
+on the memory it may add: a picture made to stall or swell a decoder costs its own worker, which
+is stopped or fails, and no one else's time or memory in the server.
 
 Each worker is `python -m core.workers`, talking pickles over its stdin and stdout. Not
 multiprocessing: it starts a child by importing the parent's `__main__` again, and in the server
@@ -20,6 +24,7 @@ import ctypes
 import os
 import pickle
 import queue
+import resource
 import select
 import struct
 import subprocess
@@ -41,6 +46,12 @@ _LENGTH = struct.Struct("<Q")  # each message: its length in bytes, then a pickl
 # The longest song allowed, 15 minutes (a 44.1-kHz stereo wav), took 1.1 to 1.6 s in a worker on
 # the 2-core development machine: this leaves a margin of about forty times, for a loaded machine.
 ANSWER_TIMEOUT_S = 60.0
+# The slowest pictures allowed took 0.7 to 3.2 s in a worker (8000x8000: a grey png, a progressive
+# colour JPEG, a 16-bit RGBA png) on the 2-core development machine: a margin of six times or more.
+PICTURE_TIMEOUT_S = 20.0
+# What a picture worker may add to its address space while decoding: 8000x8000 16-bit RGBA pixels
+# are 512 MB, and their 8-bit BGR copy 192 MB more.
+PICTURE_MEMORY_MB = 1536
 
 
 class WorkerDied(InputError):
@@ -77,17 +88,17 @@ def _receive(stream: BinaryIO):
 class _Worker:
     """One worker process: one call at a time."""
 
-    def __init__(self):
-        command = [sys.executable, "-m", "core.workers"]
+    def __init__(self, options: tuple[str, ...] = ()):
+        command = [sys.executable, "-m", "core.workers", *options]
         try:
             self.process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError as e:
-            raise WorkersFailed(f"a song analysis worker could not be started ({e})") from None
+            raise WorkersFailed(f"an analysis worker could not be started ({e})") from None
         try:
             _receive(self.process.stdout)  # "ready": imports and warm-up done
         except (EOFError, OSError, pickle.UnpicklingError):
             self.stop()
-            raise WorkersFailed(f"a song analysis worker ({' '.join(command)}) ended as it started, with exit "
+            raise WorkersFailed(f"an analysis worker ({' '.join(command)}) ended as it started, with exit "
                                 f"status {self.process.returncode}; its error is in the server's log") from None
 
     def call(self, function: Callable, args: tuple, timeout_s: float) -> tuple[bool, object]:
@@ -112,16 +123,16 @@ class _Worker:
         self.process.stdout.close()
 
 
-class SongFeatureWorkers:
-    """`processes` worker processes that compute songs' features: `song_features(data)` is
-    `audio.song_features(data)`, run in a worker. Safe to call from several threads at once; each
-    call waits for its own result (a worker each, or in turn when all are busy).
+class WorkerPool:
+    """`processes` worker processes, each started as `python -m core.workers *options`: `run(f, *args)`
+    runs f in one of them. Safe to call from several threads at once; each call waits for its own
+    result (a worker each, or in turn when all are busy).
 
-    Nothing is written to disk: the bytes go to the worker and the features come back through
+    Nothing is written to disk: the bytes go to the worker and the results come back through
     pipes."""
 
-    def __init__(self, processes: int, timeout_s: float = ANSWER_TIMEOUT_S):
-        self.processes, self.timeout_s = processes, timeout_s
+    def __init__(self, processes: int, timeout_s: float = ANSWER_TIMEOUT_S, options: tuple[str, ...] = ()):
+        self.processes, self.timeout_s, self.options = processes, timeout_s, options
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
@@ -143,16 +154,10 @@ class SongFeatureWorkers:
             raise failures[0]
 
     def _add_worker(self) -> None:
-        worker = _Worker()
+        worker = _Worker(self.options)
         with self._lock:
             self._all.append(worker)
         self._idle.put(worker)
-
-    def song_features(self, data: bytes) -> tuple[float, np.ndarray, np.ndarray]:
-        """Bytes -> (duration_s, start_s (k,), features (k, 646, 128) float32 dB), computed in a
-        worker. Raises InputError as `audio.song_features` does, and WorkerDied when the worker
-        ended on this file."""
-        return self.run(audio.song_features, data)
 
     def run(self, function: Callable, *args):
         """`function(*args)` in a worker (function and arguments picklable by reference and value):
@@ -185,7 +190,7 @@ class SongFeatureWorkers:
             except queue.Empty:
                 with self._lock:
                     if not self._all:
-                        raise WorkerDied("Songs cannot be analysed now: the processes that read them ended "
+                        raise WorkerDied("Files cannot be analysed now: the processes that read them ended "
                                          "and could not be started again. The server needs a restart.") from None
 
     def _replace(self, dead: _Worker) -> None:
@@ -202,6 +207,39 @@ class SongFeatureWorkers:
             workers, self._all = self._all, []
         for worker in workers:
             worker.stop()
+
+
+class SongFeatureWorkers(WorkerPool):
+    """Worker processes that compute songs' features: `song_features(data)` is
+    `audio.song_features(data)`, run in a worker."""
+
+    def song_features(self, data: bytes) -> tuple[float, np.ndarray, np.ndarray]:
+        """Bytes -> (duration_s, start_s (k,), features (k, 646, 128) float32 dB), computed in a
+        worker. Raises InputError as `audio.song_features` does, and WorkerDied when the worker
+        ended on this file."""
+        return self.run(audio.song_features, data)
+
+
+class PictureWorkers(WorkerPool):
+    """Worker processes that decode pictures: `decode_image(data)` is `faces.decode_image(data)`,
+    run in a worker that is stopped after timeout_s and may add at most memory_mb to its address
+    space (RLIMIT_AS): a picture over either limit gets a message, and the worker carries on or is
+    replaced."""
+
+    def __init__(self, processes: int, timeout_s: float = PICTURE_TIMEOUT_S, memory_mb: int = PICTURE_MEMORY_MB):
+        super().__init__(processes, timeout_s, ("--pictures", f"--memory-mb={memory_mb}"))
+        self.memory_mb = memory_mb
+
+    def decode_image(self, data: bytes) -> np.ndarray:
+        """Bytes -> (h, w, 3) uint8 BGR, as `faces.decode_image`, decoded in a worker. Raises
+        InputError as it does, and WorkerDied when the worker was stopped or ended on this file."""
+        from core import faces
+
+        try:
+            return self.run(faces.decode_image, data)
+        except MemoryError:
+            raise InputError(f"Decoding this picture needs more than the {self.memory_mb} MB a picture may use "
+                             "(it may be damaged or made to need it). Resize it and try again.") from None
 
 
 def _warm_up() -> None:
@@ -228,12 +266,41 @@ def _keep_freed_memory() -> None:
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 
 
-def serve() -> None:
-    """A worker's life: answer calls from stdin on stdout until stdin closes."""
+def _prepare_for_pictures() -> None:
+    """In a picture worker, before its first picture: OpenCV loaded by core.faces (which sets its
+    pixel limit first), on one thread (threads made later would need address space of their own
+    under the memory limit), and its decoders and resizing used once."""
+    from core import faces
+
+    assert os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS") == str(faces.MAX_PIXELS)
+    faces.cv2.setNumThreads(1)
+    picture = faces.cv2.imencode(".png", np.zeros((100, 2 * faces.WORK_MAX_SIDE_PX, 3), np.uint8))[1]
+    faces.decode_image(picture.tobytes())
+
+
+def _limit_memory(added_mb: int) -> None:
+    """From now on this process's address space may grow by at most added_mb: an allocation over it
+    fails (MemoryError in Python, a failed decode in OpenCV) instead of swelling the machine."""
+    with open("/proc/self/status") as status:
+        size_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    limit = (size_kb * 1024) + added_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def serve(options: list[str]) -> None:
+    """A worker's life: answer calls from stdin on stdout until stdin closes.
+
+    options: `--pictures` (load OpenCV for pictures first), `--memory-mb=N` (see _limit_memory)."""
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library's print goes to stderr, not into a reply
     requests = sys.stdin.buffer
-    _warm_up()
+    if "--pictures" in options:
+        _prepare_for_pictures()
+    else:
+        _warm_up()
+    for option in options:
+        if option.startswith("--memory-mb="):
+            _limit_memory(int(option.removeprefix("--memory-mb=")))
     _send(replies, "ready")
     while True:
         try:
@@ -251,4 +318,4 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
-    serve()
+    serve(sys.argv[1:])

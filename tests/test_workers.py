@@ -17,7 +17,7 @@ import pytest
 from core import audio, cards
 from core.errors import InputError
 from core.predict import ModelRunner, predict_song
-from core.workers import SongFeatureWorkers, WorkerDied, WorkersFailed
+from core.workers import PictureWorkers, SongFeatureWorkers, WorkerDied, WorkersFailed
 from tests.conftest import ROOT, music_like, wav_bytes
 
 
@@ -157,5 +157,84 @@ def test_a_worker_that_hangs_on_a_file_is_stopped_and_replaced(song_wav):
             pool.run(time.sleep, 30)  # what a decoder looping for ever looks like to the server
         assert time.monotonic() - started < 15
         _assert_same_features(pool.song_features(song_wav), audio.song_features(song_wav))
+    finally:
+        pool.close()
+
+
+# --- pictures -------------------------------------------------------------------------------------
+
+def _png(image: np.ndarray) -> bytes:
+    import cv2
+
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def _progressive_jpeg(side_px: int, repeat_last_scan: int = 1) -> bytes:
+    """A progressive grey JPEG from Pillow, its last scan (last FF DA to the end marker) repeated."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (side_px, side_px), 128).save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    last, end = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    return data[:last] + data[last:end] * repeat_last_scan + data[end:]
+
+
+@pytest.fixture(scope="module")
+def picture_workers():
+    pool = PictureWorkers(2)
+    yield pool
+    pool.close()
+
+
+def test_a_picture_from_a_worker_is_the_picture_decoded_here(picture_workers):
+    from core import faces
+
+    rng = np.random.default_rng(0)
+    for data in (_png(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)), _progressive_jpeg(3000)):
+        np.testing.assert_array_equal(picture_workers.decode_image(data), faces.decode_image(data))
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "The file is empty"),
+    (b"#?RADIANCE\n" + bytes(2037) + b"PCD_" + bytes(100), "not an image"),
+    (_png(np.zeros((1, 1, 3), np.uint8)), "only 1x1 pixels"),
+], ids=["empty", "radiance-hdr", "1x1"])
+def test_a_picture_refused_in_a_worker_keeps_its_message(picture_workers, data, message):
+    with pytest.raises(InputError, match=message):
+        picture_workers.decode_image(data)
+
+
+def test_a_picture_worker_cannot_grow_past_its_memory_limit_and_carries_on(picture_workers):
+    with pytest.raises(MemoryError):
+        picture_workers.run(np.ones, (picture_workers.memory_mb + 100) * 1024 * 1024, np.uint8)
+    small = PictureWorkers(1, memory_mb=60)  # less than an 8000x8000 picture's decoded pixels (192 MB)
+    try:
+        with pytest.raises(InputError):
+            small.decode_image(_png(np.full((8000, 8000, 3), 90, np.uint8)))
+        assert small.decode_image(_png(np.full((100, 120, 3), 90, np.uint8))).shape == (100, 120, 3)
+    finally:
+        small.close()
+    assert picture_workers.decode_image(_png(np.full((100, 120, 3), 90, np.uint8))).shape == (100, 120, 3)
+
+
+def test_a_picture_that_stalls_its_decoder_is_stopped_and_holds_up_no_one_else():
+    from core import faces
+
+    slow = _progressive_jpeg(8000, repeat_last_scan=faces.MAX_JPEG_SCANS - 10)  # under the scan limit
+    pool = PictureWorkers(2, timeout_s=1.0)
+    try:
+        with ThreadPoolExecutor(1) as other:
+            started = time.monotonic()
+            stalled = other.submit(pytest.raises, WorkerDied, pool.decode_image, slow)
+            time.sleep(0.3)
+            for _ in range(5):  # another person's pictures meanwhile, in the other worker
+                assert pool.decode_image(_png(np.full((480, 640, 3), 90, np.uint8))).shape == (480, 640, 3)
+            assert not stalled.done(), "the other pictures waited for the stalled one"
+            assert "took over 1 s and was stopped" in str(stalled.result(timeout=30).value)
+            assert time.monotonic() - started < 15
+        assert pool.decode_image(_png(np.full((100, 120, 3), 90, np.uint8))).shape == (100, 120, 3)
     finally:
         pool.close()
