@@ -7,6 +7,7 @@ TF_CPP_MIN_LOG_LEVEL takes effect; a CLI's stderr should carry only its own one-
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import warnings
@@ -30,10 +31,28 @@ def quiet_stderr():
         os.close(saved)
 
 
+class _OneTracePerRunner(logging.Filter):
+    """TensorFlow warns "N out of the last N calls to <lambda> triggered tf.function retracing" when
+    several tf.functions made at one line of code are each traced: here one per loaded model
+    (core.predict.ModelRunner, and its Monte Carlo dropout copy), each traced once by design, so the
+    warning says nothing. A real retrace (one runner traced twice) is caught by tests/test_predict.py,
+    which counts each runner's traces."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _drop_retracing_warnings() -> None:
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _OneTracePerRunner) for f in logger.filters):
+        logger.addFilter(_OneTracePerRunner())
+
+
 def import_keras():
     """Import and return keras, quietly. The app runs on TensorFlow; training may run on another
     backend (KERAS_BACKEND=jax on a GPU machine that has no TensorFlow)."""
     if "keras" in sys.modules:
+        _drop_retracing_warnings()
         return sys.modules["keras"]
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         import keras
@@ -44,4 +63,5 @@ def import_keras():
 
         tf.config.list_physical_devices()  # probes for CUDA now, not at the first prediction
         import keras
+    _drop_retracing_warnings()
     return keras

@@ -1,7 +1,7 @@
 """The variant zoo: each variant is its task's default configuration with one choice changed.
 
 A variant is data (builder arguments), never a copied model definition; its trained model and
-card live in models/<task>/<name>.keras|.json. `python -m core.train zoo <task>` trains them all
+card live in models/<task>/<name>.keras|.json. `python -m core.train <task> --zoo` trains them all
 with the default's command, split, seed and budget.
 """
 

@@ -102,3 +102,31 @@ def test_monte_carlo_dropout_spreads_predictions_but_plain_calls_do_not(song_run
     np.testing.assert_allclose(song_runner(x), song_runner(x))  # plain calls stay deterministic
     # the passes centre near the plain prediction (dropout is unbiased in expectation)
     assert np.abs(samples.mean(axis=0) - song_runner(x)).max() < 5 * samples.std(axis=0).max() + 1e-3
+
+
+def test_each_runner_is_traced_once_whatever_the_batch_and_passes(tiny_face_model):
+    """One trace per runner (and one for its Monte Carlo copy), for any batch size or number of
+    passes: why core.tf_runtime may drop TensorFlow's retracing warning about many runners."""
+    from core.predict import ModelRunner
+
+    runners = [ModelRunner.load(tiny_face_model) for _ in range(6)]
+    for runner in runners:
+        for batch in (1, 3, 8):
+            runner(np.zeros((batch, 48, 48, 1), np.float32))
+        for passes in (1, 5, 20):
+            runner.mc_dropout(np.zeros((2, 48, 48, 1), np.float32), passes)
+        assert runner._infer.experimental_get_tracing_count() == 1
+        assert runner._mc_infer.experimental_get_tracing_count() == 1
+
+
+def test_tensorflow_s_retracing_warning_about_many_runners_is_dropped(caplog):
+    import logging
+
+    from core.tf_runtime import import_keras
+
+    import_keras()
+    logger = logging.getLogger("tensorflow")
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        logger.warning("5 out of the last 5 calls to <function <lambda>> triggered tf.function retracing.")
+        logger.warning("another warning")
+    assert [r.getMessage() for r in caplog.records] == ["another warning"]
