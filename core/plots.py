@@ -5,6 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.colors import sequential
 
+from core.literal_text import plotly_text
 from core.metrics import QUADRANT_NAMES, QUADRANT_THRESHOLD
 
 # Quadrant corners on the 0..1 mood map, and their tints.
@@ -45,20 +46,22 @@ def mood_map(results: list[dict], title: str = "Mood map (Russell's circumplex)"
     """
     traces = []
     for i, result in enumerate(results):
-        colour, name = PALETTE[i % len(PALETTE)], result["file"]
+        # A person's file name: shown as text (its tags as entities), and put into the hover
+        # templates as data (meta), never into the template itself.
+        colour, name = PALETTE[i % len(PALETTE)], plotly_text(result["file"])
         windows = result["windows"]
         if len(windows) > 1:
             traces.append(dict(
                 type="scatter", x=[w["valence"] for w in windows], y=[w["arousal"] for w in windows],
                 mode="lines+markers", line=dict(color=colour, width=1.5), marker=dict(size=6),
-                opacity=0.6, name=f"{name} (path)", legendgroup=name,
+                opacity=0.6, name=f"{name} (path)", legendgroup=f"song {i}", meta=name,
                 customdata=[w["start_s"] for w in windows],
-                hovertemplate="%{customdata:.0f} s: valence %{x:.2f}, arousal %{y:.2f}<extra>" + name + "</extra>"))
+                hovertemplate="%{customdata:.0f} s: valence %{x:.2f}, arousal %{y:.2f}<extra>%{meta}</extra>"))
         traces.append(dict(
             type="scatter", x=[result["valence"]], y=[result["arousal"]], mode="markers+text",
             marker=dict(size=15, color=colour, line=dict(color="white", width=2)),
-            text=[name], textposition="top center", name=name, legendgroup=name,
-            hovertemplate=f"{name}<br>whole song: valence %{{x:.2f}}, arousal %{{y:.2f}}"
+            text=[name], textposition="top center", name=name, legendgroup=f"song {i}", meta=name,
+            hovertemplate="%{meta}<br>whole song: valence %{x:.2f}, arousal %{y:.2f}"
                           f"<br>{result['mood']}<extra></extra>"))
     return go.Figure(dict(data=traces, layout=_mood_map_layout(title)), _validate=False)
 
