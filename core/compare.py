@@ -170,8 +170,10 @@ def song_input(data: bytes, name: str = "", features: Callable[[bytes], tuple] =
     return SongInput(name, *features(data))
 
 
-def picture_input(data: bytes, name: str = "", whole_image: bool = False) -> PictureInput:
-    image = faces.decode_image(data)
+def picture_input(data: bytes, name: str = "", whole_image: bool = False,
+                  decode: Callable[[bytes], np.ndarray] = faces.decode_image) -> PictureInput:
+    """decode: `faces.decode_image`, or what decodes the same elsewhere (`core.workers`)."""
+    image = decode(data)
     found = [faces.whole_image_as_face(image)] if whole_image else faces.detect_faces(image)
     crops = faces.crop_faces(image, found) if found else np.zeros((0, 48, 48, 1), np.float32)
     return PictureInput(name, image, found, crops)

@@ -121,16 +121,23 @@ def score_faces(runner: ModelRunner, image: np.ndarray, found: list[faces.Face])
     return [{"box": list(face.box), **result} for face, result in zip(found, scored)]
 
 
-def analyse_picture(runner: ModelRunner, data: bytes, name: str = "",
-                    whole_image: bool = False) -> tuple[np.ndarray, dict]:
+def analyse_picture(runner: ModelRunner, data: bytes, name: str = "", whole_image: bool = False,
+                    decode: Callable[[bytes], np.ndarray] = faces.decode_image) -> tuple[np.ndarray, dict]:
     """Bytes of a picture -> (the decoded BGR picture, every face with its probabilities).
 
     whole_image: score the centred square of the picture as one face, without detection.
+    decode: `faces.decode_image`, or what decodes the same elsewhere (the app: in a worker process
+    with a time and memory limit, `core.workers.PictureWorkers`).
     """
-    image = faces.decode_image(data)
+    image = decode(data)
+    return image, picture_faces(runner, image, name, whole_image)
+
+
+def picture_faces(runner: ModelRunner, image: np.ndarray, name: str = "", whole_image: bool = False) -> dict:
+    """A decoded BGR picture -> every face with its probabilities (see `analyse_picture`)."""
     found = [faces.whole_image_as_face(image)] if whole_image else faces.detect_faces(image)
-    return image, {"file": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
-                   "faces": score_faces(runner, image, found)}
+    return {"file": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
+            "faces": score_faces(runner, image, found)}
 
 
 def predict_faces(runner: ModelRunner, data: bytes, name: str = "", whole_image: bool = False) -> dict:

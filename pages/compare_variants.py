@@ -8,9 +8,10 @@ import streamlit as st
 from core import audio, compare, faces, plots
 from core.datasets import EXPRESSIONS
 from core.errors import InputError
+from core.literal_text import markdown_code
 from core.variants import DEFAULT, trained_variants
 from webapp.navigation import use_app_navigation
-from webapp.loaders import analysis_slot, song_feature_workers, variant_runners
+from webapp.loaders import analysis_slot, picture_workers, song_feature_workers, variant_runners
 
 use_app_navigation()
 st.title(":material/compare: Compare variants")
@@ -96,14 +97,21 @@ def run_variants(upload, whole_image: bool = False) -> dict:
     kept = st.session_state.get("compare_result")
     if kept is None or kept["key"] != key:
         data, name = upload.getvalue(), upload.name
-        with st.spinner(f"Running {len(runners)} variants…"), analysis_slot:
-            if task == "song":
-                source = compare.song_input(data, name, song_feature_workers().song_features)
-                results = compare.compare_song(runners, source, passes)
-            else:
-                source = compare.picture_input(data, name, whole_image)
-                results = compare.compare_faces(runners, source, passes)
-        kept = st.session_state["compare_result"] = {"key": key, "source": source, "results": results}
+        kept = st.session_state["compare_result"] = {"key": key}
+        try:
+            with st.spinner(f"Running {len(runners)} variants…"), analysis_slot:
+                if task == "song":
+                    source = compare.song_input(data, name, song_feature_workers().song_features)
+                    results = compare.compare_song(runners, source, passes)
+                else:
+                    source = compare.picture_input(data, name, whole_image, picture_workers().decode_image)
+                    results = compare.compare_faces(runners, source, passes)
+        except InputError as e:  # kept too: a rerun does not read a refused file again
+            kept["error"] = str(e)
+        else:
+            kept.update(source=source, results=results)
+    if "error" in kept:
+        raise InputError(kept["error"])
     return kept
 
 
@@ -147,6 +155,6 @@ if upload is not None:
                                                   f"{name}: {seen['layer']} ({seen['type']})"),
                                 key=f"activations_{name}")
     except InputError as e:
-        st.error(f"**{upload.name}**: {e}")
+        st.error(f"{markdown_code(upload.name)}: {e}")
 else:
     st.info("Upload a " + ("song" if task == "song" else "photo") + " to see every selected variant on it.")

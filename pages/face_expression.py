@@ -7,9 +7,10 @@ import streamlit as st
 from core import faces, plots
 from core.errors import InputError
 from core.datasets import EXPRESSIONS
-from core.predict import analyse_picture
+from core.literal_text import markdown_code
+from core.predict import picture_faces
 from webapp.navigation import use_app_navigation
-from webapp.loaders import analysis_slot, default_runner
+from webapp.loaders import analysis_slot, default_runner, picture_workers
 
 use_app_navigation()
 st.title(":material/mood: Face expression")
@@ -21,6 +22,7 @@ st.caption(f"Formats: {', '.join(faces.SUPPORTED_FORMATS)} · at most {faces.MAX
            "stored; nothing leaves this server.")
 
 runner = default_runner("face")
+workers = picture_workers()
 camera_tab, upload_tab = st.tabs([":material/photo_camera: Webcam", ":material/image: Photo"])
 with camera_tab:
     snapshot = st.camera_input("Take a picture")
@@ -44,18 +46,24 @@ def show_result(image, result: dict) -> None:
 
 
 def analyse(picture, whole_image: bool = False) -> tuple:
-    """(the decoded picture, its faces scored), detected and scored once per session, picture and
-    choice (keyed by Streamlit's file_id): a rerun, such as opening the model's card or ticking the
-    whole-picture box, only decodes the picture again. Only the latest picture's results are kept."""
+    """(the decoded picture, its faces scored). The picture is decoded once per upload (keyed by
+    Streamlit's file_id), in a worker process with a time and memory limit; a refused one keeps its
+    message, so a rerun does not decode it again. Its faces are detected and scored once per choice.
+    Only the latest picture is kept."""
     kept = st.session_state.get("face_results")
     if kept is None or kept["file_id"] != picture.file_id:
         kept = st.session_state["face_results"] = {"file_id": picture.file_id, "by_choice": {}}
-    data = picture.getvalue()
-    if whole_image in kept["by_choice"]:
-        return faces.decode_image(data), kept["by_choice"][whole_image]
-    with analysis_slot:
-        image, kept["by_choice"][whole_image] = analyse_picture(runner, data, picture.name, whole_image)
-    return image, kept["by_choice"][whole_image]
+        try:
+            with analysis_slot:
+                kept["image"] = workers.decode_image(picture.getvalue())
+        except InputError as e:
+            kept["error"] = str(e)
+    if "error" in kept:
+        raise InputError(kept["error"])
+    if whole_image not in kept["by_choice"]:
+        with analysis_slot:
+            kept["by_choice"][whole_image] = picture_faces(runner, kept["image"], picture.name, whole_image)
+    return kept["image"], kept["by_choice"][whole_image]
 
 
 if picture is not None:
@@ -69,7 +77,7 @@ if picture is not None:
         if result["faces"]:
             show_result(image, result)
     except InputError as e:
-        st.error(f"**{picture.name}**: {e}")
+        st.error(f"{markdown_code(picture.name)}: {e}")
 else:
     st.session_state.pop("face_results", None)
     st.info("No picture yet: take one with the webcam or upload a photo.")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from core import audio, plots
 from core.errors import InputError
+from core.literal_text import csv_text, markdown_code
 from core.predict import predict_song
 from webapp.navigation import use_app_navigation
 from webapp.loaders import analysis_slot, default_runner, song_feature_workers
@@ -36,7 +37,7 @@ def analyse(uploads) -> tuple[list[dict], list[tuple[str, str]]]:
     todo = [(key, u) for key, u in keyed if key not in done]
     progress = st.progress(0.0, text="Analysing…") if todo else None
     for i, (key, upload) in enumerate(todo):
-        progress.progress(i / len(todo), text=f"Analysing {upload.name} ({i + 1} of {len(todo)})…")
+        progress.progress(i / len(todo), text=f"Analysing {markdown_code(upload.name)} ({i + 1} of {len(todo)})…")
         try:
             with analysis_slot:
                 done[key] = predict_song(runner, upload.getvalue(), upload.name, workers.song_features)
@@ -52,7 +53,7 @@ def analyse(uploads) -> tuple[list[dict], list[tuple[str, str]]]:
 if uploads:
     results, errors = analyse(uploads)
     for name, message in errors:
-        st.error(f"**{name}**: {message}")
+        st.error(f"{markdown_code(name)}: {message}")
     if results:
         st.plotly_chart(plots.mood_map(results), key="mood_map")
         table = pd.DataFrame([{k: r[k] for k in ("file", "valence", "arousal", "quadrant", "mood",
@@ -62,11 +63,11 @@ if uploads:
             "arousal": st.column_config.NumberColumn(format="%.3f"),
             "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f")})
         # The CSV is written when the button is clicked (deferred), not on every rerun.
-        st.download_button("Download the results (CSV)", lambda: table.to_csv(index=False), "moodlens_songs.csv",
+        st.download_button("Download the results (CSV)", lambda: csv_text(table), "moodlens_songs.csv",
                            "text/csv", on_click="ignore")
         with st.expander("Listen"):
             for upload in uploads:
-                st.caption(upload.name)
+                st.text(upload.name)  # text, not Markdown: a name is never markup
                 st.audio(upload.getvalue())
 else:
     st.session_state.pop("song_results", None)

@@ -14,7 +14,7 @@ from core.errors import ModelFileError
 from core.compare import INPUT_SHAPES
 from core.predict import ModelRunner
 from core.variants import model_path
-from core.workers import SongFeatureWorkers, WorkersFailed
+from core.workers import PictureWorkers, SongFeatureWorkers, WorkersFailed
 from webapp.server_setup import configure_server, keep_loaded_objects_out_of_gc
 
 configure_server()
@@ -50,6 +50,21 @@ def song_feature_workers() -> SongFeatureWorkers:
         return _song_feature_workers()
     except WorkersFailed as e:
         st.error(f"Songs cannot be analysed on this server: {e}.")
+        st.stop()
+
+
+@st.cache_resource(show_spinner="Starting the picture decoding…")
+def _picture_workers() -> PictureWorkers:
+    return PictureWorkers(os.cpu_count() or 1)
+
+
+def picture_workers() -> PictureWorkers:
+    """One worker process per CPU that decodes pictures with a time and a memory limit, shared by
+    every session (`core.workers`); if they cannot start, a clear message and the page stops."""
+    try:
+        return _picture_workers()
+    except WorkersFailed as e:
+        st.error(f"Pictures cannot be analysed on this server: {e}.")
         st.stop()
 
 
