@@ -14,6 +14,7 @@ import ctypes
 import io
 import itertools
 import queue
+import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,14 +63,20 @@ class Song:
 
 
 def _open_audio(data: bytes) -> sf.SoundFile:
-    """An open libsndfile reader over the bytes, its header checked (channels, length).
+    """An open libsndfile reader over the bytes, its header checked (channels).
 
+    Its `frames` is the header's word, which can be wrong (see _LengthUnknown, _wav_data_to_the_end):
+    the length that counts is the one decoded, and the reading stops at the limit (_decoded_here).
     Raises InputError with a message for a person when the bytes are not usable audio.
     """
     if not data:
         raise InputError("The file is empty. Upload a song as mp3, wav, flac or ogg.")
+    data = _wav_data_to_the_end(data)
     try:
         f = sf.SoundFile(io.BytesIO(data))
+        if f.format == "MP3":
+            f.close()
+            f = sf.SoundFile(_LengthUnknown(data))
     except _READ_ERRORS:
         raise _unreadable() from None
     try:
@@ -77,21 +84,53 @@ def _open_audio(data: bytes) -> sf.SoundFile:
             raise InputError("The file has no audio stream. Upload an mp3, wav, flac or ogg file.")
         if f.channels > MAX_CHANNELS:
             raise InputError(f"The file has {f.channels} channels; at most {MAX_CHANNELS} are supported.")
-        if f.frames > 0 and f.frames / f.samplerate > MAX_DURATION_S + 1:
-            raise _too_long(f.frames / f.samplerate)
     except BaseException:
         f.close()
         raise
     return f
 
 
+class _LengthUnknown(io.BytesIO):
+    """The bytes of an mp3, for libsndfile, with the file's size untold (as a pipe's).
+
+    libsndfile never reads past the length it reports, and for an mp3 without a Xing or Info header
+    (a VBR file from some encoders and cutters) mpg123 guesses that length from the file's size and
+    its first frame's bitrate: a 60-s song whose first frames were loud was read as 10.8 s. Told
+    nothing of the size, mpg123 reads the stream to its end. For mp3s with those headers the
+    samples are the same either way (the 20 demo clips, bit for bit)."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END and offset == 0:  # how soundfile asks for the file's size
+            return super().seek(0)
+        return super().seek(offset, whence)
+
+
+def _wav_data_to_the_end(data: bytes) -> bytes:
+    """A RIFF wav whose data chunk says it is 0 bytes long (as a recorder that could not go back to
+    write it leaves it, while the samples are there) gets, in a copy, the size of the bytes that
+    follow; libsndfile would read it as 0 samples. Other bytes come back as they are."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return data
+    at = 12
+    while at + 8 <= len(data):
+        kind, size = data[at:at + 4], struct.unpack_from("<I", data, at + 4)[0]
+        if kind == b"data":
+            if size != 0 or at + 8 == len(data):
+                return data
+            return data[:at + 4] + struct.pack("<I", len(data) - at - 8) + data[at + 8:]
+        at += 8 + size + (size & 1)
+    return data
+
+
 _READ_ERRORS = (sf.SoundFileError, RuntimeError, ValueError, MemoryError)
+MAX_FRAMES_READ_S = MAX_DURATION_S + 1  # the length check allows 1 s over the limit
 
 
-def _too_long(duration_s: float) -> InputError:
-    minutes, seconds = divmod(round(duration_s), 60)
-    return InputError(f"The song is {minutes} min {seconds} s long; the limit is "
-                      f"{MAX_DURATION_S / 60:.0f} minutes. Upload a shorter song or an excerpt.")
+def _too_long(decoded_s: float) -> InputError:
+    """The message for a song found longer than the limit once decoded_s seconds were read."""
+    minutes, seconds = divmod(int(decoded_s), 60)
+    return InputError(f"The song is longer than the limit of {MAX_DURATION_S / 60:.0f} minutes (the reading stopped "
+                      f"at {minutes} min {seconds} s). Upload a shorter song or an excerpt.")
 
 
 def _unreadable() -> InputError:
@@ -107,10 +146,8 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int, str]:
     Raises InputError with a message for a person when the bytes are not usable audio.
     """
     with _open_audio(data) as f:
-        try:
-            samples = f.read(dtype="float32", always_2d=True)
-        except _READ_ERRORS:
-            raise _unreadable() from None
+        blocks = list(_decoded_here(f))
+        samples = np.concatenate(blocks) if blocks else np.zeros((0, f.channels), np.float32)
         return samples, f.samplerate, f.format
 
 
@@ -233,7 +270,7 @@ def load_song_windows(data: bytes) -> tuple[Song, np.ndarray, np.ndarray]:
     Raises InputError, as `load_song` does, for a file that is not a usable song.
     """
     with _one_blas_thread(), _open_audio(data) as f, contextlib.closing(_blocks_of(f)) as blocks:
-        stream = _FeatureStream(f.samplerate, f.frames)
+        stream = _FeatureStream(f.samplerate, min(f.frames, int(MAX_FRAMES_READ_S * f.samplerate)))
         n_in, peak = 0, 0.0
         for block in blocks:
             mono = to_mono(block)
@@ -316,7 +353,10 @@ def _blocks_of(f: sf.SoundFile) -> Iterator[np.ndarray]:
 
 
 def _decoded_here(f: sf.SoundFile) -> Iterator[np.ndarray]:
-    """The blocks of an open file, decoded on this thread; read errors come out as InputError."""
+    """The blocks of an open file, decoded on this thread to the stream's end, whatever its header
+    says; read errors come out as InputError, and a song that decodes past the length limit is
+    refused as soon as it does (the rest is not decoded)."""
+    limit, n = int(MAX_FRAMES_READ_S * f.samplerate), 0
     while True:
         try:
             block = _read_block(f, DECODE_BLOCK_FRAMES)
@@ -324,6 +364,9 @@ def _decoded_here(f: sf.SoundFile) -> Iterator[np.ndarray]:
             raise _unreadable() from None
         if block is None:
             return
+        n += len(block)
+        if n > limit:
+            raise _too_long(limit / f.samplerate)
         yield block
 
 

@@ -167,11 +167,16 @@ def test_bad_songs_get_a_clear_error(name, load):
         load(data)
 
 
-def test_a_song_over_the_limit_is_refused_before_decoding():
-    minutes = audio.MAX_DURATION_S / 60 + 1
+@pytest.mark.parametrize("load", [audio.load_song, audio.load_song_windows])
+def test_a_song_over_the_limit_is_refused_as_its_decoding_passes_the_limit(load, monkeypatch):
+    # The length that counts is the decoded one (headers can lie), and the reading stops at the limit.
+    minutes = audio.MAX_DURATION_S / 60 + 4
     data = wav_bytes(np.zeros(int(minutes * 60 * 2000), np.int16), 2000, subtype="PCM_16")
-    with pytest.raises(InputError, match="limit is 15 minutes"):
-        audio.load_song(data)
+    read, read_block = [], audio._read_block
+    monkeypatch.setattr(audio, "_read_block", lambda f, n: read.append(n) or read_block(f, n))
+    with pytest.raises(InputError, match="longer than the limit of 15 minutes"):
+        load(data)
+    assert (audio.MAX_DURATION_S + 1) * 2000 < sum(read) <= (audio.MAX_DURATION_S + 1) * 2000 + audio.DECODE_BLOCK_FRAMES
 
 
 @pytest.mark.parametrize("load", [audio.load_song, lambda data: audio.load_song_windows(data)[0]])
@@ -260,3 +265,54 @@ def test_songs_analysed_on_several_threads_at_once_get_the_same_windows():
         # The same computation on the same machine: equal to the bit on any CPU (a session thread
         # on OpenBLAS's own threads would sum in another order and differ by up to 2e-5 dB).
         np.testing.assert_array_equal(windows, alone[k % 3])
+
+
+# --- lengths come from decoding, not from a header that can lie ------------------------------------
+
+def _header_s(data: bytes) -> float:
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        return f.frames / f.samplerate
+
+
+@pytest.mark.parametrize("load", [audio.load_song, lambda data: audio.load_song_windows(data)[0]])
+def test_a_vbr_mp3_without_a_xing_header_is_read_to_its_real_end(load):
+    from tests.hostile_files import loud_then_quiet, vbr_mp3_without_xing
+
+    data = vbr_mp3_without_xing(loud_then_quiet(60.0, 5.0))
+    assert _header_s(data) < 20  # libsndfile's guess from the first (loud) frame; it read no further
+    assert load(data).duration_s == pytest.approx(60.0, abs=0.1)
+
+
+def test_a_vbr_mp3_whose_header_claims_more_than_the_limit_is_read_to_its_real_end():
+    from tests.hostile_files import quiet_then_loud, vbr_mp3_without_xing
+
+    data = vbr_mp3_without_xing(quiet_then_loud(300.0, 3.0), 22050)
+    assert _header_s(data) > audio.MAX_DURATION_S + 1  # a guess from the first (silent) frame
+    song, starts_s, features = audio.load_song_windows(data)
+    assert song.duration_s == pytest.approx(300.0, abs=0.1) and starts_s[-1] == pytest.approx(300.0 - 30, abs=0.1)
+
+
+@pytest.mark.parametrize("make", ["flac_of_unknown_length", "wav_with_data_size_0"])
+def test_a_header_without_a_length_gives_the_decoded_length(make):
+    from tests import hostile_files
+
+    y = music_like(40.0, 22050, seed=6)
+    data = getattr(hostile_files, make)(y, 22050)
+    assert _header_s(data) == 0 or _header_s(data) > 1e9  # unknown (FLAC: libsndfile's SF_COUNT_MAX)
+    plain = audio.load_song(data)
+    assert plain.duration_s == pytest.approx(40.0, abs=1e-6)
+    np.testing.assert_allclose(plain.samples, audio.load_song(wav_bytes(y, 22050)).samples, atol=1e-4)
+    song, starts_s, _ = audio.load_song_windows(data)
+    assert song.duration_s == plain.duration_s
+    np.testing.assert_array_equal(starts_s, audio.load_song_windows(wav_bytes(y, 22050))[1])
+
+
+def test_a_flac_of_unknown_length_over_the_limit_is_refused_without_decoding_it_all(monkeypatch):
+    from tests.hostile_files import flac_of_unknown_length
+
+    data = flac_of_unknown_length(np.tile(music_like(60.0, 4000), 20), 4000)  # 20 min
+    read, read_block = [], audio._read_block
+    monkeypatch.setattr(audio, "_read_block", lambda f, n: read.append(n) or read_block(f, n))
+    with pytest.raises(InputError, match="longer than the limit of 15 minutes"):
+        audio.load_song_windows(data)
+    assert sum(read) <= (audio.MAX_DURATION_S + 1) * 4000 + audio.DECODE_BLOCK_FRAMES
