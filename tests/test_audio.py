@@ -316,3 +316,13 @@ def test_a_flac_of_unknown_length_over_the_limit_is_refused_without_decoding_it_
     with pytest.raises(InputError, match="longer than the limit of 15 minutes"):
         audio.load_song_windows(data)
     assert sum(read) <= (audio.MAX_DURATION_S + 1) * 4000 + audio.DECODE_BLOCK_FRAMES
+
+
+def test_the_soundfile_internals_core_audio_reads_through_are_still_there():
+    """core/audio.py calls libsndfile's sf_readf_float itself (SoundFile.read's seek changes mp3
+    samples); after a soundfile upgrade without these, every song would fail: this names why."""
+    import soundfile as sf
+
+    assert callable(sf._snd.sf_readf_float) and callable(sf._snd.sf_error) and hasattr(sf._ffi, "cast")
+    with sf.SoundFile(io.BytesIO(wav_bytes(music_like(1.0), 22050))) as f:
+        assert f._file is not None

