@@ -538,3 +538,34 @@ def _hann() -> np.ndarray:
 def _mel_basis() -> np.ndarray:
     """librosa.feature.melspectrogram's filters: (128, 1025) float32, Slaney."""
     return librosa.filters.mel(sr=SAMPLE_RATE_HZ, n_fft=N_FFT, n_mels=N_MELS)
+
+
+def load_mono(data: bytes, sample_rate_hz: int) -> Song:
+    """Bytes -> the song as (n,) float32 mono at `sample_rate_hz` (channel mean, then soxr HQ, the
+    resampling of librosa.load(sr=sample_rate_hz)), checked as `load_song` checks it.
+
+    Decoded in blocks, so memory holds one block of the file's channels at a time, and a file that
+    decodes past the length limit (its header said less) is refused as soon as it does.
+    Raises InputError with a message for a person when the bytes are not a usable song.
+    """
+    with _one_blas_thread(), _open_audio(data) as f:
+        resampler = None if f.samplerate == sample_rate_hz else soxr.ResampleStream(
+            f.samplerate, sample_rate_hz, 1, dtype="float32", quality="HQ")
+        parts, n_in, peak = [], 0, 0.0
+        for block in _decoded_here(f):
+            mono = to_mono(block)
+            n_in += len(mono)
+            if n_in > (MAX_DURATION_S + 1) * f.samplerate:
+                raise _too_long(n_in / f.samplerate)
+            if len(mono):
+                peak = float(np.maximum(peak, np.max(np.abs(mono))))  # NaN stays NaN
+            if peak <= MAX_PEAK:  # False for NaN: a song that will be refused needs no resampling
+                parts.append(resampler.resample_chunk(mono) if resampler else mono)
+        _check_song(n_in / f.samplerate, peak)
+        if resampler:
+            parts.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        n = n_in if not resampler else int(np.ceil(n_in * (float(sample_rate_hz) / f.samplerate)))
+        y = np.pad(y, (0, max(0, n - len(y))))[:n]  # librosa.resample's fix_length
+        return Song(np.ascontiguousarray(y, dtype=np.float32), n_in / f.samplerate, f.samplerate,
+                    f.channels, f.format)

@@ -32,7 +32,7 @@ class MusicData:
 @dataclass
 class FerData:
     pixels: np.ndarray  # (n, 48, 48) uint8 grey
-    label: np.ndarray   # (n,) uint8, index into core.face_model.EXPRESSIONS
+    label: np.ndarray   # (n,) uint8, index into EXPRESSIONS (above)
     usage: np.ndarray   # (n,) uint8, 0 Training, 1 PublicTest
 
     def fingerprint(self) -> str:
@@ -74,6 +74,18 @@ def load_music(data_dir: Path) -> MusicData:
     return MusicData(song_id, logmel, n_valid, targets, quadrant)
 
 
+def load_annotations(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`annotations.csv` alone -> (song_id (n,) str, targets (n, 2) float32 (valence, arousal),
+    quadrant (n,) str), in the file's order."""
+    with open(Path(data_dir) / MUSIC_ANNOTATIONS, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{Path(data_dir) / MUSIC_ANNOTATIONS} has no songs")
+    song_id = np.array([row["song_id"] for row in rows])
+    targets = np.array([[float(row["valence"]), float(row["arousal"])] for row in rows], dtype=np.float32)
+    return song_id, targets, np.array([row["quadrant"] for row in rows])
+
+
 def load_fer(path: Path) -> FerData:
     with np.load(path) as npz:
         return FerData(npz["pixels"], npz["label"], npz["usage"])
@@ -89,3 +101,16 @@ def stratified_split(groups: np.ndarray, val_fraction: float, seed: int) -> tupl
         val.extend(idx[:n_val])
         train.extend(idx[n_val:])
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(val, dtype=int))
+
+
+def stratified_folds(groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Each example's fold, 0..n_folds-1 -> (n,) int: every group's examples shuffled (one seeded
+    generator) and dealt to the folds in turn, so each fold holds each group's share (within one)."""
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, not {n_folds}")
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(groups), dtype=int)
+    for g in np.unique(groups):
+        idx = rng.permutation(np.flatnonzero(groups == g))
+        fold[idx] = np.arange(len(idx)) % n_folds
+    return fold

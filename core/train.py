@@ -1,6 +1,7 @@
 """Train a model and write its `.keras` file and card.
 
-    python -m core.train song --data ../shared/data/music --out models/song/default
+    python -m core.train song --data ../shared/data/music --out models/song/default --ablation \
+        [--cache /work/cache/moodlens]
     python -m core.train face --data ../shared/data/fer2013/fer2013.npz --out models/face/default
 
     python -m core.train song --zoo --data ../shared/data/music [--only NAME,NAME] [--out models/song]
@@ -23,8 +24,8 @@ import numpy as np
 
 from core import cards, datasets, metrics
 
-SONG_TRAINING = {"epochs": 80, "batch_size": 16, "learning_rate": 2e-3, "val_fraction": 0.2,
-                 "crop_frames": 430, "early_stopping_patience": 15}
+SONG_TRAINING = {"epochs": 60, "batch_size": 32, "learning_rate": 1e-3, "folds": 5, "min_crop_patches": 4,
+                 "logmel_epochs": 40}
 FACE_TRAINING = {"epochs": 80, "batch_size": 128, "learning_rate": 1e-3, "label_smoothing": 0.1,
                  "mixed_bfloat16": True,
                  # Averaging each face with its mirror image changed the default's PublicTest accuracy
@@ -78,30 +79,6 @@ def _save(model, out: Path, card: dict) -> Path:
     return model_path
 
 
-# --- song -------------------------------------------------------------------------------------
-
-def song_baselines(features: np.ndarray, n_valid: np.ndarray, targets: np.ndarray,
-                   train: np.ndarray, val: np.ndarray) -> dict:
-    """Classical baselines on the same split: ridge and SVR on per-band mean/std of the log-mel."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVR
-
-    stats = np.stack([np.concatenate([f[:max(int(n), 1)].mean(0), f[:max(int(n), 1)].std(0)])
-                      for f, n in zip(features.astype(np.float32), n_valid)])
-    results = {}
-    for name, make in {"ridge": lambda: RidgeCV(alphas=np.logspace(-2, 4, 13)),
-                       "svr": lambda: SVR(C=1.0, epsilon=0.05)}.items():
-        pred = np.zeros((len(val), 2))
-        for j in range(2):
-            model = make_pipeline(StandardScaler(), make()).fit(stats[train], targets[train, j])
-            pred[:, j] = model.predict(stats[val])
-        results[name] = {"features": "per-band mean and std of the log-mel over valid frames (256)",
-                         "validation": metrics.song_metrics(targets[val], pred)}
-    return results
-
-
 def _batches(keras, n: int, batch_size: int, seed: int, shuffle: bool, make_batch):
     """A keras.utils.PyDataset over `n` examples: `make_batch(indices, rng)` builds each batch from
     sorted indices; with `shuffle`, a new order every epoch. Plain NumPy, so training runs on any
@@ -126,8 +103,198 @@ def _batches(keras, n: int, batch_size: int, seed: int, shuffle: bool, make_batc
     return Batches()
 
 
+# --- song -------------------------------------------------------------------------------------
+# The song model is trained and scored by 5-fold cross-validation over the data set's songs (folds
+# stratified by quadrant, one seed): the same folds for every variant and every ablation row. The
+# shipped model is then trained on all the songs with the same recipe and number of epochs; the
+# fold models are kept beside it (models/song/folds/<variant>/) for the spread of a prediction.
+
+def song_training_data(data_dir: Path, cache_dir: Path | None) -> dict:
+    """The songs' annotations and musicnn patch embeddings computed from their audio
+    (core.song_features.dataset_embeddings: the app's grid and a shifted one)."""
+    from core import song_features
+
+    song_id, targets, quadrant = datasets.load_annotations(data_dir)
+    found = song_features.dataset_embeddings(data_dir, song_id, cache_dir)
+    return {"song_id": song_id, "targets": targets, "quadrant": quadrant, **found}
+
+
+def _embedding_stats(embeddings: np.ndarray, n_patches: np.ndarray) -> np.ndarray:
+    """Per song: mean and sd of the 200-d penultimate layer over its patches, and its 50 tags' mean
+    -> (n, 450); the issue's ridge features."""
+    from core.musicnn import PENULTIMATE_UNITS
+
+    rows = []
+    for e, n in zip(embeddings, n_patches):
+        e = e[:max(int(n), 1)]
+        rows.append(np.concatenate([e[:, :PENULTIMATE_UNITS].mean(0), e[:, :PENULTIMATE_UNITS].std(0),
+                                    e[:, PENULTIMATE_UNITS:].mean(0)]))
+    return np.stack(rows)
+
+
+def _logmel_stats(features: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
+    """Per song: per-band mean and sd of the log-mel over its valid frames -> (n, 256)."""
+    return np.stack([np.concatenate([f[:max(int(n), 1)].mean(0), f[:max(int(n), 1)].std(0)])
+                     for f, n in zip(features.astype(np.float32), n_valid)])
+
+
+def _ridge_predictions(stats: np.ndarray, targets: np.ndarray, train: np.ndarray, test: np.ndarray,
+                       kind: str = "ridge") -> np.ndarray:
+    """Standardised features, then RidgeCV (alphas 1e-2..1e4) or an RBF SVR, one per target."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVR
+
+    pred = np.zeros((len(test), 2))
+    for j in range(2):
+        regressor = RidgeCV(alphas=np.logspace(-2, 4, 13)) if kind == "ridge" else SVR(C=1.0, epsilon=0.05)
+        model = make_pipeline(StandardScaler(), regressor).fit(stats[train], targets[train, j])
+        pred[:, j] = model.predict(stats[test])
+    return pred
+
+
+def fold_summary(per_fold: list[dict]) -> dict:
+    """Per-fold song_metrics -> {"mean": ..., "sd": ...} of every number, in the same nesting
+    (sd with ddof=1, across folds)."""
+    def walk(items):
+        first = items[0]
+        if isinstance(first, dict):
+            keys = [k for k in first if k != "n"]
+            out = {k: walk([i[k] for i in items]) for k in keys}
+            return {"mean": {k: v["mean"] for k, v in out.items()}, "sd": {k: v["sd"] for k, v in out.items()}}
+        values = np.asarray(items, float)
+        return {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+
+    summary = walk(per_fold)
+    summary["mean"]["n"] = summary["sd"]["n"] = int(sum(f["n"] for f in per_fold))
+    return summary
+
+
+def _cross_validated(predict_fold, targets: np.ndarray, folds: np.ndarray) -> dict:
+    """Score `predict_fold(train, test) -> (len(test), 2)` on every fold -> per-fold metrics, their
+    mean and sd, and the out-of-fold predictions of every song."""
+    oof = np.zeros((len(targets), 2))
+    per_fold = []
+    for k in range(int(folds.max()) + 1):
+        train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        oof[test] = predict_fold(train, test)
+        per_fold.append(metrics.song_metrics(targets[test], oof[test]))
+    return {"per_fold": per_fold, **fold_summary(per_fold), "predictions": oof}
+
+
+def _sequence_batches(keras, embeddings, n_patches, z, training, seed):
+    """Batches of random crops of songs' patch sequences: per batch one length (min_crop_patches up
+    to WINDOW_PATCHES), per song a random grid (the app's or the shifted one) and a random start; a
+    song shorter than the crop repeats its patches (musicnn's own repeat-padding)."""
+    from core.song_features import WINDOW_PATCHES
+
+    low = int(training["min_crop_patches"])
+
+    def make_batch(idx, rng):
+        length = int(rng.integers(low, WINDOW_PATCHES + 1))
+        batch = np.empty((len(idx), length, embeddings.shape[-1]), np.float32)
+        for k, j in enumerate(idx):
+            grid = int(rng.integers(0, embeddings.shape[0]))
+            n = max(int(n_patches[grid, j]), 1)
+            start = int(rng.integers(0, max(n - length, 0) + 1))
+            steps = (start + np.arange(length)) % n if n < length else start + np.arange(length)
+            batch[k] = embeddings[grid, j, np.sort(steps) if n >= length else steps]
+        return batch, z[idx]
+
+    return _batches(keras, embeddings.shape[1], training["batch_size"], seed, True, make_batch)
+
+
+def predict_sequences(model, embeddings: np.ndarray, n_patches: np.ndarray) -> np.ndarray:
+    """Each song's whole sequence on the app's grid, as the app gives a clip of up to 30 s (one
+    window): (n, WINDOW_PATCHES, 250) and (n,) patches -> (n, 2), songs batched by length."""
+    pred = np.zeros((len(embeddings), 2))
+    for n in np.unique(n_patches):
+        rows = np.flatnonzero(n_patches == n)
+        pred[rows] = model.predict_on_batch(embeddings[rows, :max(int(n), 1)].astype(np.float32))
+    return pred
+
+
+def fit_song_crnn(config: dict, training: dict, data: dict, train: np.ndarray, seed: int,
+                  test: np.ndarray | None = None):
+    """Train the song CRNN on the songs `train` -> (model that outputs raw (valence, arousal),
+    curves). With `test`, the curves include its loss after each epoch (watched, never used to stop
+    or select: every run trains for training["epochs"] epochs)."""
+    keras = _keras()
+    from core.song_model import build_song_crnn, fold_target_scaling
+
+    keras.utils.set_random_seed(seed)
+    targets = data["targets"]
+    mean, std = targets[train].mean(0), targets[train].std(0)
+    z = ((targets - mean) / std).astype(np.float32)
+    model = build_song_crnn(**config)
+    if config.get("input_features", "musicnn") != "musicnn":
+        raise ValueError("fit_song_crnn trains on musicnn embeddings; the log-mel CRNN is train_logmel_crnn")
+    grid0, n0 = data["embeddings"][0], data["n_patches"][0]
+    patches = np.concatenate([e[:n] for e, n in zip(grid0[train], n0[train])])
+    model.get_layer("standardize").adapt(patches[:, None, :])  # (patches, 1 step, 250), as the input
+    model.compile(keras.optimizers.Adam(training["learning_rate"]), loss="mse")
+    validation = None
+    if test is not None:
+        validation = _TestLoss(keras, grid0[test], n0[test], z[test])
+    # A loop of train_on_batch rather than fit: each batch has its own crop length, and fit's
+    # TensorFlow input pipeline fixes every batch's shape to the first one's.
+    batches = _sequence_batches(keras, data["embeddings"][:, train], data["n_patches"][:, train], z[train],
+                                training, seed)
+    curves = {"loss": []}
+    for _ in range(training["epochs"]):
+        losses = [float(np.asarray(model.train_on_batch(*batches[i]))) for i in range(len(batches))]
+        curves["loss"].append(float(np.mean(losses)))
+        batches.on_epoch_end()
+        if validation:
+            validation.on_epoch_end(model)
+    if validation:
+        curves["val_loss"] = validation.losses
+    fold_target_scaling(model, mean, std)
+    return model, curves, {"mean": mean.tolist(), "std": std.tolist()}
+
+
+class _TestLoss:
+    """The MSE on standardised targets of held-out songs after each epoch, their whole sequences
+    scored as the app scores them."""
+
+    def __init__(self, keras, embeddings, n_patches, z):
+        self.embeddings, self.n_patches, self.z = embeddings, n_patches, z
+        self.losses: list[float] = []
+
+    def on_epoch_end(self, model) -> None:
+        pred = predict_sequences(model, self.embeddings, self.n_patches)
+        self.losses.append(float(np.mean((pred - self.z) ** 2)))
+
+
+def train_logmel_crnn(music: datasets.MusicData, train: np.ndarray, test: np.ndarray, training: dict,
+                      seed: int) -> np.ndarray:
+    """The earlier model for the ablation: the log-mel CRNN (input_features="logmel") trained on a
+    fold's songs with the earlier recipe (random 430-frame crops, one frequency mask), early stopping
+    on a stratified 10% of them; predicts the held-out songs' whole 30-s log-mel -> (len(test), 2)."""
+    keras = _keras()
+    from core.song_model import build_song_crnn, fold_target_scaling
+
+    keras.utils.set_random_seed(seed)
+    inner_train, inner_val = datasets.stratified_split(music.quadrant[train], 0.1, seed)
+    inner_train, inner_val = train[inner_train], train[inner_val]
+    mean, std = music.targets[inner_train].mean(0), music.targets[inner_train].std(0)
+    z = (music.targets - mean) / std
+    model = build_song_crnn(input_features="logmel", pool_padding="valid")
+    model.compile(keras.optimizers.Adam(2e-3), loss="mse")
+    model.fit(_song_crops(keras, music.logmel[inner_train], z[inner_train], music.n_valid_frames[inner_train],
+                          430, 16, seed),
+              validation_data=(music.logmel[inner_val].astype(np.float32), z[inner_val]),
+              epochs=training["logmel_epochs"], verbose=0,
+              callbacks=[keras.callbacks.EarlyStopping(patience=8, restore_best_weights=True),
+                         keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=4, min_lr=1e-5)])
+    fold_target_scaling(model, mean, std)
+    x = music.logmel[test].astype(np.float32)
+    return np.concatenate([model.predict_on_batch(x[i:i + 64]) for i in range(0, len(x), 64)])
+
+
 def _song_crops(keras, x, z, n_valid, crop_frames, batch_size, seed):
-    """Batches of random time crops, each with one random frequency mask (SpecAugment-style)."""
+    """Batches of random log-mel time crops, each with one random frequency mask (SpecAugment-style)."""
     from core.song_model import N_MELS
 
     def make_batch(idx, rng):
@@ -142,56 +309,133 @@ def _song_crops(keras, x, z, n_valid, crop_frames, batch_size, seed):
     return _batches(keras, len(x), batch_size, seed, True, make_batch)
 
 
-def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: int) -> Path:
-    keras = _keras()
-    from core.song_model import build_song_crnn, fold_target_scaling
+def song_ablation(data_dir: Path, data: dict, folds: np.ndarray, training: dict, seed: int,
+                  crnn: dict) -> list[dict]:
+    """The ablation rows, every one on the same folds: ridge and SVR on log-mel stats, ridge on the
+    musicnn embedding stats, the log-mel CRNN, and `crnn` (the new CRNN's own cross-validation)."""
+    targets = data["targets"]
+    rows = []
 
-    keras.utils.set_random_seed(seed)
-    data = datasets.load_music(data_dir)
-    train, val = datasets.stratified_split(data.quadrant, training["val_fraction"], seed)
-    mean, std = data.targets[train].mean(0), data.targets[train].std(0)
-    z = (data.targets - mean) / std
-    x_val = data.logmel[val].astype(np.float32)
+    def row(name, features, model, result):
+        rows.append({"name": name, "features": features, "model": model, "per_fold": result["per_fold"],
+                     "mean": result["mean"], "sd": result["sd"]})
 
-    config = resolved_config(build_song_crnn, config)
-    model = build_song_crnn(**config)
-    model.compile(keras.optimizers.Adam(training["learning_rate"]), loss="mse")
+    music = None
+    if (Path(data_dir) / datasets.MUSIC_FEATURES).exists():
+        music = datasets.load_music(data_dir)
+        if not np.array_equal(music.song_id, data["song_id"]):
+            raise ValueError("features_logmel.npz and annotations.csv list different songs")
+        stats = _logmel_stats(music.logmel, music.n_valid_frames)
+        for kind in ("ridge", "svr"):
+            row(f"{kind} on log-mel stats", "per-band mean and sd of the stored log-mel (256)",
+                "RidgeCV" if kind == "ridge" else "RBF SVR (C 1, epsilon 0.05)",
+                _cross_validated(lambda tr, te: _ridge_predictions(stats, targets, tr, te, kind), targets, folds))
+    embedding_stats = _embedding_stats(data["embeddings"][0], data["n_patches"][0])
+    row("ridge on musicnn embeddings", "mean and sd of the 200-d penultimate layer over the patches, "
+        "mean of the 50 tags (450)", "RidgeCV",
+        _cross_validated(lambda tr, te: _ridge_predictions(embedding_stats, targets, tr, te), targets, folds))
+    if music is not None and training.get("logmel_epochs"):
+        row("CRNN on log-mel", "the stored 30-s log-mel (646 x 128 dB)",
+            f"core.song_model.build_song_crnn(input_features='logmel'), at most {training['logmel_epochs']} "
+            "epochs, early stopping on 10% of each fold's training songs",
+            _cross_validated(lambda tr, te: train_logmel_crnn(music, tr, te, training, seed), targets, folds))
+    row("CRNN on musicnn embeddings (this model's recipe)", "sequence of per-patch embeddings (200-d "
+        "penultimate + 50 tags)", "core.song_model.build_song_crnn (this card's config)", crnn)
+    return rows
+
+
+def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: int,
+               cache_dir: Path | None = None, ablation: bool = False, save_folds: bool = True) -> Path:
+    """Cross-validate the song CRNN on 5 folds, train the shipped model on every song, write both
+    (the fold models under <out's folder>/folds/<name>/) and the card."""
+    from core.song_model import build_song_crnn
+
     started = time.time()
-    history = model.fit(
-        _song_crops(keras, data.logmel[train], z[train], data.n_valid_frames[train],
-                    training["crop_frames"], training["batch_size"], seed),
-        validation_data=(x_val, z[val]), epochs=training["epochs"], verbose=2,
-        callbacks=[keras.callbacks.EarlyStopping(patience=training["early_stopping_patience"],
-                                                 restore_best_weights=True),
-                   keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=6, min_lr=1e-5)])
+    data = song_training_data(data_dir, cache_dir)
+    targets = data["targets"]
+    folds = datasets.stratified_folds(data["quadrant"], training["folds"], seed)
+    config = resolved_config(build_song_crnn, config)
+
+    fold_curves, fold_paths = [], []
+    oof = np.zeros((len(targets), 2))
+    per_fold = []
+    for k in range(training["folds"]):
+        train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        model, curves, scaling = fit_song_crnn(config, training, data, train, seed + k, test)
+        oof[test] = predict_sequences(model, data["embeddings"][0, test], data["n_patches"][0, test])
+        per_fold.append(metrics.song_metrics(targets[test], oof[test]))
+        fold_curves.append(curves)
+        if save_folds:
+            fold_out = out.parent / "folds" / out.name / f"fold_{k}"
+            fold_paths.append(_save(model, fold_out, {
+                "task": "song", "name": f"{out.name} fold {k}", "builder": "core.song_model.build_song_crnn",
+                "config": config, "fold": k, "trained_on": f"the songs outside fold {k}",
+                "validation": per_fold[-1], "target_scaling": scaling}))
+        print(f"{out.name} fold {k}: valence r {per_fold[-1]['valence']['r']:.3f}, arousal r "
+              f"{per_fold[-1]['arousal']['r']:.3f}, quadrant {per_fold[-1]['quadrant_accuracy']:.3f}", flush=True)
+    crnn = {"per_fold": per_fold, **fold_summary(per_fold), "predictions": oof}
+    model, final_curves, scaling = fit_song_crnn(config, training, data, np.arange(len(targets)), seed)
     seconds = time.time() - started
-    fold_target_scaling(model, mean, std)
-    pred = model.predict_on_batch(x_val)
-    curves = _history(history)
+
+    mean_curves = {key: np.mean([c[key] for c in fold_curves], axis=0).tolist() for key in ("loss", "val_loss")}
+    validation = {**crnn["mean"], "note": f"mean over the {training['folds']} cross-validation folds"}
+    first_window = data["embeddings"][0, :1, :max(int(data["n_patches"][0, 0]), 1)].astype(np.float32)
     card = {
-        "task": "song", "name": out.name, "builder": "core.song_model.build_song_crnn",
-        "config": config,
-        "training": {**training, "seed": seed, "epochs_run": len(curves["loss"]),
-                     "best_epoch": int(np.argmin(curves["val_loss"])) + 1,
+        "task": "song", "name": out.name, "builder": "core.song_model.build_song_crnn", "config": config,
+        "input": {"features": "musicnn MSD embeddings of 3-s patches (core.song_features)",
+                  "musicnn_model": cards.read_card(_musicnn_path())["model_file"],
+                  "window_patches": _window_patches(), "max_patches": _max_patches()},
+        "training": {**training, "seed": seed, "epochs_run": training["epochs"],
                      "loss": "mse on standardised targets (+ L2)",
-                     "augmentation": f"random {training['crop_frames']}-frame crops in time, "
-                                     "one random frequency mask (0-12 bands)",
+                     "augmentation": f"random crops of {training['min_crop_patches']} to {_window_patches()} "
+                                     "consecutive patches, from the app's patch grid or one shifted by half a "
+                                     "patch; short songs repeat their patches",
+                     "selection": "none: a fixed number of epochs for every fold and for the shipped model",
                      "seconds": round(seconds, 1), "machine": cards.machine_description()},
-        "data": {"dir": str(data_dir), "n_songs": int(len(data.song_id)),
-                 "content_sha256": data.fingerprint()},
-        "split": {"method": "stratified by quadrant", "seed": seed,
-                  "val_fraction": training["val_fraction"], "n_train": int(len(train)),
-                  "n_val": int(len(val)), "val_song_ids": data.song_id[val].tolist()},
-        "target_scaling": {"mean": mean.tolist(), "std": std.tolist(),
-                           "note": "folded into the output layer: the model outputs raw values"},
-        "curves": curves,
-        "validation": metrics.song_metrics(data.targets[val], pred),
-        "validation_predictions": pred.round(4).tolist(),
-        "validation_targets": data.targets[val].round(4).tolist(),
-        "baselines": song_baselines(data.logmel, data.n_valid_frames, data.targets, train, val),
-        "latency": _latency_ms(model, x_val[:1]),
+        "data": {"dir": str(data_dir), "n_songs": int(len(targets)), "audio": "songs/<song_id>.* (decoded as the app decodes)",
+                 "content_sha256": datasets.fingerprint(song_id=data["song_id"], targets=targets),
+                 "embeddings_key": data["key"]},
+        "split": {"method": f"{training['folds']}-fold cross-validation, folds stratified by quadrant",
+                  "seed": seed, "folds": training["folds"], "n_train": int(len(targets)), "n_val": 0,
+                  "fold_song_ids": [data["song_id"][folds == k].tolist() for k in range(training["folds"])]},
+        "ships": f"one model trained on all {len(targets)} songs with the folds' recipe and epochs; the "
+                 f"{training['folds']} fold models (folds/{out.name}/) give the spread of a prediction",
+        "fold_models": [p.name for p in fold_paths],
+        "target_scaling": {**scaling, "note": "folded into the output layer: the model outputs raw values"},
+        "curves": mean_curves,
+        "fold_curves": fold_curves,
+        "final_curves": final_curves,
+        "cross_validation": {"per_fold": per_fold, "mean": crnn["mean"], "sd": crnn["sd"]},
+        "validation": validation,
+        "validation_predictions": oof.round(4).tolist(),
+        "validation_targets": targets.round(4).tolist(),
+        "validation_song_ids": data["song_id"].tolist(),
+        "baselines": {},
+        "latency": _latency_ms(model, first_window),
     }
+    if ablation:
+        card["ablation"] = song_ablation(data_dir, data, folds, training, seed, crnn)
+        card["baselines"] = {r["name"]: {"features": r["features"], "validation": r["mean"]}
+                             for r in card["ablation"] if "CRNN on musicnn" not in r["name"]}
     return _save(model, out, card)
+
+
+def _musicnn_path() -> Path:
+    from core.musicnn import MODEL_PATH
+
+    return MODEL_PATH
+
+
+def _window_patches() -> int:
+    from core.song_features import WINDOW_PATCHES
+
+    return WINDOW_PATCHES
+
+
+def _max_patches() -> int:
+    from core.song_features import MAX_PATCHES
+
+    return MAX_PATCHES
 
 
 # --- face -------------------------------------------------------------------------------------
@@ -346,7 +590,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=["song", "face"])
     parser.add_argument("--data", required=True, type=Path,
-                        help="song: folder with features_logmel.npz + annotations.csv; face: fer2013.npz")
+                        help="song: folder with annotations.csv and songs/ (features_logmel.npz for the "
+                             "ablation's log-mel rows); face: fer2013.npz")
     parser.add_argument("--out", type=Path, help="models/<task>/<name> (no suffix); with --zoo a folder")
     parser.add_argument("--zoo", action="store_true", help="train every variant of the task's zoo")
     parser.add_argument("--only", default="", help="with --zoo: comma-separated variant names")
@@ -357,6 +602,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="{}", help="JSON object of builder arguments")
     parser.add_argument("--training", default="{}", help="JSON object overriding training settings")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="song: keep the songs' musicnn embeddings here (outside the repository); "
+                             "computed from the audio when absent")
+    parser.add_argument("--ablation", action="store_true",
+                        help="song: add the ablation rows (ridge and SVR on log-mel stats, ridge on "
+                             "embeddings, the log-mel CRNN) on the same folds to the card")
     parser.add_argument("--limit", type=int, default=None, help="face: use only the first N rows")
     args = parser.parse_args(argv)
     try:
@@ -389,7 +640,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = [(args.out.with_suffix("") if args.out.suffix == ".keras" else args.out, config)]
     for out, run_config in runs:
         if args.task == "song":
-            path = train_song(args.data, out, run_config, {**SONG_TRAINING, **overrides}, args.seed)
+            path = train_song(args.data, out, run_config, {**SONG_TRAINING, **overrides}, args.seed,
+                              args.cache, args.ablation)
         else:
             path = train_face(args.data, out, run_config, {**FACE_TRAINING, **overrides}, args.seed,
                               args.limit, args.continue_from)

@@ -82,13 +82,18 @@ def real_clip() -> tuple[str, bytes]:
 
 @pytest.fixture(scope="session")
 def tiny_music_dir(tmp_path_factory) -> Path:
-    """A music folder in the shared layout, 24 generated songs, features made by the recipe."""
+    """A music folder in the shared layout, 24 generated songs: their audio (songs/<song_id>.wav)
+    and the log-mel the recipe makes of it."""
     from core import audio
 
     folder = tmp_path_factory.mktemp("music")
     rng = np.random.default_rng(1)
     ids = [f"MT{i:010d}" for i in range(24)]
-    features = np.stack([audio.logmel(music_like(8.0 + i % 5, seed=i)) for i in range(24)])
+    songs = [music_like(8.0 + i % 5, seed=i) for i in range(24)]
+    (folder / "songs").mkdir()
+    for song_id, y in zip(ids, songs):
+        (folder / "songs" / f"{song_id}.wav").write_bytes(wav_bytes(y, 22050))
+    features = np.stack([audio.logmel(y) for y in songs])
     np.savez_compressed(folder / "features_logmel.npz", song_id=np.array(ids), logmel=features.astype(np.float16),
                         n_valid_frames=np.full(24, 200, np.int32), n_valid_samples=np.full(24, 200 * 1024, np.int32))
     va = rng.uniform(0.2, 0.8, (24, 2))
@@ -124,7 +129,7 @@ def fer_faces() -> np.ndarray:
 
 
 TINY_SONG_CONFIG = {"conv_filters": [8], "lstm_units": [8, 4], "dense_units": [8], "dense_dropout": [0.1]}
-TINY_SONG_TRAINING = {"epochs": 2, "batch_size": 8, "crop_frames": 128}
+TINY_SONG_TRAINING = {"epochs": 2, "batch_size": 8, "folds": 3, "logmel_epochs": 1}
 TINY_FACE_CONFIG = {"blocks": 2, "filters": 4, "dense_units": [8]}
 TINY_FACE_TRAINING = {"epochs": 2, "batch_size": 32, "mixed_bfloat16": False}
 

@@ -13,14 +13,38 @@ def test_a_tiny_song_training_writes_a_model_and_a_complete_card(tiny_song_model
     card = cards.read_card(tiny_song_model)
     assert SONG_CARD_KEYS <= set(card)
     assert card["config"]["pooling"] == "max" and card["config"]["conv_filters"] == [8]
+    assert card["config"]["input_features"] == "musicnn"
     assert len(card["curves"]["loss"]) == len(card["curves"]["val_loss"]) == card["training"]["epochs_run"]
-    assert card["split"]["n_train"] + card["split"]["n_val"] == 24
-    assert set(card["baselines"]) == {"ridge", "svr"}
+    folds = card["split"]["fold_song_ids"]
+    assert len(folds) == card["split"]["folds"] == 3 and sorted(sum(folds, [])) == card["validation_song_ids"]
+    assert len(sum(folds, [])) == card["split"]["n_train"] == 24  # the shipped model saw every song
+    assert len(card["cross_validation"]["per_fold"]) == 3
+    assert set(card["cross_validation"]["sd"]["valence"]) == {"r", "r2", "ccc", "rmse"}
     assert set(card["validation"]["valence"]) == {"r", "r2", "ccc", "rmse"}
-    assert len(card["validation_predictions"]) == len(card["validation_targets"]) == card["split"]["n_val"]
+    assert card["validation"]["valence"]["r"] == pytest.approx(
+        sum(f["valence"]["r"] for f in card["cross_validation"]["per_fold"]) / 3)
+    assert len(card["validation_predictions"]) == len(card["validation_targets"]) == 24
     assert card["model_file"]["sha256"] == cards.sha256_file(tiny_song_model)
     model, _ = cards.load_model(tiny_song_model)
     assert model.count_params() == card["parameters"]
+    for name in card["fold_models"]:
+        fold_model, fold_card = cards.load_model(tiny_song_model.parent / "folds" / tiny_song_model.stem / name)
+        assert fold_card["config"] == card["config"]
+
+
+def test_the_ablation_rows_are_scored_on_the_same_folds(tiny_music_dir, tmp_path):
+    from tests.conftest import TINY_SONG_CONFIG, TINY_SONG_TRAINING
+
+    assert train_main(["song", "--data", str(tiny_music_dir), "--out", str(tmp_path / "default"), "--ablation",
+                       "--config", json.dumps(TINY_SONG_CONFIG),
+                       "--training", json.dumps({**TINY_SONG_TRAINING, "epochs": 1})]) == 0
+    card = cards.read_card(tmp_path / "default.keras")
+    names = [row["name"] for row in card["ablation"]]
+    assert names == ["ridge on log-mel stats", "svr on log-mel stats", "ridge on musicnn embeddings",
+                     "CRNN on log-mel", "CRNN on musicnn embeddings (this model's recipe)"]
+    sizes = [f["n"] for f in card["cross_validation"]["per_fold"]]
+    assert all([f["n"] for f in row["per_fold"]] == sizes for row in card["ablation"])
+    assert card["ablation"][-1]["mean"] == card["cross_validation"]["mean"]
 
 
 def test_a_tiny_face_training_writes_a_model_and_a_complete_card(tiny_face_model):
