@@ -1,0 +1,328 @@
+"""Every variant against its task's default: intervals, tests and a verdict per metric, written
+into each variant's card (the "comparison" entry) for the Compare page to read.
+
+    python -m core.variant_stats face --data ../shared/data/fer2013/fer2013.npz
+        Runs every face variant on FER2013 PublicTest (usage 1, the cards' validation split):
+        paired bootstrap intervals of accuracy and macro-F1 and of their differences from the
+        default (the same resampled faces for every model), McNemar's exact test (accuracy) and a
+        paired permutation test (macro-F1), Holm-adjusted over the variants.
+    python -m core.variant_stats song
+        From the cards alone: each fold's metrics of every variant (the same 5 folds as the
+        default), the paired mean difference over the folds with its t-interval and test,
+        Holm-adjusted over the variants; and, where the cards hold the songs' out-of-fold
+        predictions, a paired bootstrap over songs as a second view.
+
+Model files are not touched: only the cards' "comparison" entry is (re)written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core import cards, datasets, metrics, stats
+from core.errors import ModelFileError
+from core.variants import DEFAULT, model_path, trained_variants
+
+COMPARISON = "comparison"  # the card's entry
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    key: str                         # the entry in card["comparison"]["metrics"]
+    label: str                       # as a sentence and a chart name it
+    path: tuple[str, ...] = ()       # song: where the value sits in one fold's metrics
+    higher_is_better: bool = True
+    decimals: int = 2                # how a difference is written
+    scale: float = 1.0               # 100: a share written as percentage points
+    unit: str = ""
+
+
+POINTS = dict(decimals=1, scale=100.0, unit=" points")
+FACE_METRICS = (MetricSpec("accuracy", "accuracy", **POINTS), MetricSpec("macro_f1", "macro-F1", **POINTS))
+SONG_METRICS = (MetricSpec("valence_r", "valence r", ("valence", "r")),
+                MetricSpec("arousal_r", "arousal r", ("arousal", "r")),
+                MetricSpec("valence_ccc", "valence CCC", ("valence", "ccc")),
+                MetricSpec("quadrant_accuracy", "quadrant accuracy", ("quadrant_accuracy",), **POINTS))
+METRICS = {"face": FACE_METRICS, "song": SONG_METRICS}
+
+
+def face_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    return float(np.mean(labels == predicted))
+
+
+def face_macro_f1(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Macro-F1 over the 7 expressions from predicted labels (core.metrics.classification_metrics's)."""
+    k = len(datasets.EXPRESSIONS)
+    confusion = np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
+    tp = np.diag(confusion).astype(float)
+    denominator = confusion.sum(axis=0) + confusion.sum(axis=1)  # predicted + true = 2tp + fp + fn
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(k), where=denominator > 0)
+    return float(f1.mean())
+
+
+FACE_METRIC_FUNCTIONS = {"accuracy": face_accuracy, "macro_f1": face_macro_f1}
+
+
+def _seeds_note(zoo: dict[str, dict], task: str) -> dict:
+    seeds = sorted({card["training"]["seed"] for card in zoo.values()})
+    what = ("which PublicTest faces were drawn" if task == "face" else
+            "which songs fell in which fold (each fold's model trained on the other songs)")
+    return {"training_runs_per_variant": 1, "seeds": seeds,
+            "note": f"Seeds are missing: each variant was trained once (seed {', '.join(map(str, seeds))}), so "
+                    f"the intervals cover {what}, not the randomness of training (initial weights, batch "
+                    "order, augmentation). Training 3 or more seeds per variant needs a GPU, which was not "
+                    "lent to the session that computed this comparison."}
+
+
+def _metric_entry(spec: MetricSpec, own: dict, difference: dict | None, test: str, p: float | None,
+                  p_holm: float | None, variant: str, alpha: float) -> dict:
+    entry = {"label": spec.label, "higher_is_better": spec.higher_is_better,
+             "value": own["value"], "low": own["low"], "high": own["high"]}
+    if difference is None:
+        return {**entry, "difference": None, "test": None, "p": None, "p_holm": None, "verdict": None,
+                "sentence": None}
+    verdict = stats.verdict(difference["value"], p_holm, spec.higher_is_better, alpha)
+    return {**entry, "difference": difference, "test": test, "p": p, "p_holm": p_holm, "verdict": verdict,
+            "sentence": stats.sentence(variant, spec.label, difference["value"], difference["low"],
+                                       difference["high"], verdict, p_holm, spec.decimals, spec.scale, spec.unit)}
+
+
+# --- faces: predictions on PublicTest ---------------------------------------------------------
+
+def face_predictions(names: list[str], data_path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(labels, {variant: predicted label}) on FER2013 PublicTest, each variant's model run as the
+    app runs it (core.predict.ModelRunner, in batches)."""
+    from core.evaluate import _batched
+    from core.predict import ModelRunner
+
+    data = datasets.load_fer(data_path)
+    rows = data.usage == datasets.FER_PUBLIC_TEST
+    x = data.pixels[rows][..., None]
+    predicted = {name: _batched(ModelRunner.load(model_path("face", name)), x).argmax(axis=1) for name in names}
+    return data.label[rows].astype(int), predicted
+
+
+def face_comparison(labels: np.ndarray, predicted: dict[str, np.ndarray], zoo: dict[str, dict] | None = None,
+                    resamples: int = stats.RESAMPLES, seed: int = stats.SEED, alpha: float = stats.ALPHA,
+                    data_note: str = "FER2013 PublicTest (usage 1)") -> dict[str, dict]:
+    """{variant: comparison entry} from every variant's predicted labels on the same faces.
+
+    predicted: {variant: (n,) int}, the default among them. Every model is resampled on the same
+    faces (one seed), so each variant's interval and its difference's are paired.
+    """
+    if DEFAULT not in predicted:
+        raise ValueError(f"the default's predictions are needed, got {list(predicted)}")
+    labels = np.asarray(labels, int)
+    base = np.asarray(predicted[DEFAULT], int)
+    others = [name for name in predicted if name != DEFAULT]
+    per_metric = {}
+    for spec in FACE_METRICS:
+        metric = FACE_METRIC_FUNCTIONS[spec.key]
+        boot = {name: stats.paired_bootstrap(metric, labels, np.asarray(predicted[name], int), base, resamples, seed)
+                for name in predicted}
+        if spec.key == "accuracy":
+            test = "McNemar's exact test"
+            p = [stats.mcnemar_exact(predicted[name] == labels, base == labels)["p"] for name in others]
+        else:
+            test = f"paired permutation test ({resamples} permutations)"
+            p = [stats.paired_permutation_test(metric, labels, predicted[name], base, resamples, seed)
+                 for name in others]
+        per_metric[spec.key] = (spec, boot, test, dict(zip(others, p)), dict(zip(others, stats.holm(p) if p else [])))
+    method = (f"Paired bootstrap over the {len(labels)} faces of {data_note} ({resamples} resamples, seed {seed}, "
+              "percentile intervals; every model resampled on the same faces); accuracy tested with McNemar's "
+              "exact test and macro-F1 with a paired permutation test against the default; p-values "
+              f"Holm-adjusted over the {len(others)} variants, per metric; verdict at alpha {alpha}.")
+    result = {}
+    for name in predicted:
+        entries = {}
+        for key, (spec, boot, test, p, p_holm) in per_metric.items():
+            own = boot[name]["a"]
+            difference = None if name == DEFAULT else boot[name]["difference"]
+            entries[key] = _metric_entry(spec, own, difference, test, p.get(name), p_holm.get(name), name, alpha)
+        result[name] = {"against": DEFAULT, "data": data_note, "n": int(len(labels)), "method": method,
+                        "confidence": stats.CONFIDENCE, "alpha": alpha, "resamples": resamples, "seed": seed,
+                        "command": "python -m core.variant_stats face --data ../shared/data/fer2013/fer2013.npz",
+                        "metrics": entries}
+        if zoo is not None:
+            result[name]["seeds"] = _seeds_note(zoo, "face")
+    return result
+
+
+# --- songs: the folds in the cards ------------------------------------------------------------
+
+def _dig(values: dict, path: tuple[str, ...]):
+    for key in path:
+        values = values[key]
+    return values
+
+
+def fold_values(card: dict, spec: MetricSpec) -> np.ndarray:
+    """(folds,) one metric of each cross-validation fold, from a song card."""
+    try:
+        per_fold = card["cross_validation"]["per_fold"]
+    except KeyError:
+        raise ValueError(f"the song card {card.get('name')!r} has no cross_validation.per_fold: retrain it "
+                         "with `python -m core.train song --zoo` (5-fold cross-validation)") from None
+    return np.array([float(_dig(fold, spec.path)) for fold in per_fold])
+
+
+def _song_metric(spec: MetricSpec):
+    """metric(targets (n, 2), predictions (n, 2)) of one song spec, for the bootstrap over songs."""
+    def metric(true, pred):
+        return float(_dig(metrics.song_metrics(true, pred), spec.path))
+    return metric
+
+
+def song_comparison(zoo: dict[str, dict], alpha: float = stats.ALPHA, resamples: int = stats.RESAMPLES,
+                    seed: int = stats.SEED) -> dict[str, dict]:
+    """{variant: comparison entry} from the song cards' per-fold metrics (same folds as the default).
+
+    The verdict rests on the paired t-test over the folds: each fold's models of the two variants
+    saw the same training songs and were scored on the same held-out songs, and the fold-to-fold
+    spread includes retraining on different songs. Where both cards hold out-of-fold predictions of
+    the same songs, a paired bootstrap over songs is added ("over_songs"): it holds the trained
+    models fixed, so it is narrower, and is shown for information only.
+    """
+    if DEFAULT not in zoo:
+        raise ValueError(f"the default's card is needed, got {list(zoo)}")
+    default = zoo[DEFAULT]
+    folds = default.get("split", {}).get("fold_song_ids")
+    for name, card in zoo.items():
+        if card.get("split", {}).get("fold_song_ids") != folds:
+            raise ValueError(f"the song variant {name!r} was not cross-validated on the default's folds "
+                             "(split.fold_song_ids differ): retrain the zoo")
+    others = [name for name in zoo if name != DEFAULT]
+    n_folds = len(fold_values(default, SONG_METRICS[0]))
+    per_metric = {}
+    for spec in SONG_METRICS:
+        base = fold_values(default, spec)
+        tests = {name: stats.paired_t_interval(fold_values(zoo[name], spec), base) for name in others}
+        p_holm = dict(zip(others, stats.holm([tests[n]["p"] for n in others]))) if others else {}
+        per_metric[spec.key] = (spec, base, tests, p_holm)
+    method = (f"Paired over the {n_folds} cross-validation folds (the same folds, stratified by quadrant, for "
+              f"every variant): the mean of the {n_folds} per-fold differences from the default with its "
+              f"t-interval ({n_folds - 1} degrees of freedom) and the paired t-test; p-values Holm-adjusted over "
+              f"the {len(others)} variants, per metric; verdict at alpha {alpha}. Each variant's own interval: "
+              "the t-interval of its per-fold mean. The folds' training sets overlap, so the fold-to-fold "
+              "spread still understates the variation between retrainings.")
+    result = {}
+    for name, card in zoo.items():
+        entries = {}
+        for key, (spec, base, tests, p_holm) in per_metric.items():
+            own = stats.mean_interval(fold_values(card, spec))
+            own = {"value": own["mean"], "low": own["low"], "high": own["high"]}
+            difference = test = p = None
+            if name != DEFAULT:
+                t = tests[name]
+                difference = {"value": t["difference"], "low": t["low"], "high": t["high"]}
+                test, p = f"paired t-test over {n_folds} folds", t["p"]
+            entries[key] = _metric_entry(spec, own, difference, test, p, p_holm.get(name), name, alpha)
+            entries[key]["per_fold"] = fold_values(card, spec).tolist()
+            if name != DEFAULT:
+                over_songs = _bootstrap_over_songs(card, default, spec, resamples, seed)
+                if over_songs is not None:
+                    entries[key]["over_songs"] = over_songs
+        result[name] = {"against": DEFAULT, "data": f"{n_folds}-fold cross-validation ({card['split'].get('method', '')})",
+                        "n": n_folds, "method": method, "confidence": stats.CONFIDENCE, "alpha": alpha,
+                        "command": "python -m core.variant_stats song", "metrics": entries,
+                        "seeds": _seeds_note(zoo, "song")}
+    return result
+
+
+def _bootstrap_over_songs(card: dict, default: dict, spec: MetricSpec, resamples: int, seed: int) -> dict | None:
+    keys = ("validation_predictions", "validation_targets", "validation_song_ids")
+    if not all(k in card and k in default for k in keys) or card["validation_song_ids"] != default["validation_song_ids"]:
+        return None
+    boot = stats.paired_bootstrap(_song_metric(spec), np.asarray(default["validation_targets"]),
+                                  np.asarray(card["validation_predictions"]),
+                                  np.asarray(default["validation_predictions"]), resamples, seed)
+    return {**boot["difference"], "resamples": resamples, "seed": seed,
+            "note": "paired bootstrap over the songs' pooled out-of-fold predictions (models held fixed): "
+                    "for information, not the verdict"}
+
+
+# --- the cards ----------------------------------------------------------------------------------
+
+def write_comparisons(task: str, comparisons: dict[str, dict]) -> list[Path]:
+    """Store each comparison as its card's "comparison" entry; the model file and its SHA-256 in the
+    card stay as they are (checked before writing)."""
+    written = []
+    for name, comparison in comparisons.items():
+        path = model_path(task, name)
+        card = cards.read_card(path)
+        if cards.sha256_file(path) != card.get("model_file", {}).get("sha256"):
+            raise ModelFileError(f"{path} does not match its card: not writing a comparison into it")
+        card[COMPARISON] = comparison
+        written.append(cards.write_card(path, card))
+    return written
+
+
+def forest_rows(zoo: dict[str, dict], metric_key: str) -> list[dict]:
+    """One row per variant other than the default, from the cards' comparison entries:
+    {"variant", "difference", "low", "high", "verdict", "sentence", "p_holm"}. A card without a
+    comparison is left out."""
+    rows = []
+    for name, card in zoo.items():
+        entry = card.get(COMPARISON, {}).get("metrics", {}).get(metric_key)
+        if name == DEFAULT or not entry or entry.get("difference") is None:
+            continue
+        d = entry["difference"]
+        rows.append({"variant": name, "difference": d["value"], "low": d["low"], "high": d["high"],
+                     "verdict": entry["verdict"], "sentence": entry["sentence"], "p_holm": entry["p_holm"]})
+    return rows
+
+
+def interval_text(card: dict, spec: MetricSpec) -> str | None:
+    """A card's own value of a metric with its interval, e.g. '67.1% (65.6 to 68.6)' or
+    '0.62 (0.58 to 0.66)'; None when the card has no comparison entry."""
+    entry = card.get(COMPARISON, {}).get("metrics", {}).get(spec.key)
+    if not entry:
+        return None
+    if spec.scale == 100:
+        return f"{entry['value']:.1%} ({entry['low'] * 100:.1f} to {entry['high'] * 100:.1f})"
+    return f"{entry['value']:.3f} ({entry['low']:.3f} to {entry['high']:.3f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.variant_stats", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", choices=["song", "face"])
+    parser.add_argument("--data", type=Path, default=None, help="face: fer2013.npz")
+    parser.add_argument("--resamples", type=int, default=stats.RESAMPLES)
+    parser.add_argument("--seed", type=int, default=stats.SEED)
+    args = parser.parse_args(argv)
+    zoo = trained_variants(args.task)
+    try:
+        if DEFAULT not in zoo:
+            raise ValueError(f"no trained default in models/{args.task}/")
+        if args.task == "face":
+            if args.data is None:
+                raise ValueError("face needs --data FILE.npz (FER2013)")
+            labels, predicted = face_predictions(list(zoo), args.data)
+            comparisons = face_comparison(labels, predicted, zoo, args.resamples, args.seed)
+            for name, comparison in comparisons.items():  # the models here against their cards
+                comparison["card_check"] = {
+                    "accuracy_in_card": zoo[name]["validation"]["accuracy"],
+                    "accuracy_here": face_accuracy(labels, predicted[name]),
+                    "machine_here": cards.machine_description(),
+                    "note": "the card's accuracy was measured where the model was trained; the "
+                            "comparison uses the predictions made here"}
+        else:
+            comparisons = song_comparison(zoo, resamples=args.resamples, seed=args.seed)
+        write_comparisons(args.task, comparisons)
+    except (ModelFileError, OSError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({name: {key: {k: entry[k] for k in ("value", "low", "high", "verdict", "sentence")}
+                             for key, entry in c["metrics"].items()} for name, c in comparisons.items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""core.variant_stats: each variant against the default, on synthetic zoos with planted differences
+and in the committed cards."""
+
+import numpy as np
+import pytest
+
+from core import metrics, stats, variant_stats
+from core.datasets import EXPRESSIONS
+from core.variants import DEFAULT, trained_variants
+
+
+def test_macro_f1_from_labels_is_the_cards_macro_f1():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 500)
+    predicted = np.where(rng.random(500) < 0.6, labels, rng.integers(0, 6, 500))  # class 6 rarely predicted
+    probabilities = np.eye(7)[predicted]
+    expected = metrics.classification_metrics(labels, probabilities, EXPRESSIONS)
+    assert variant_stats.face_macro_f1(labels, predicted) == pytest.approx(expected["macro_f1"], abs=1e-12)
+    assert variant_stats.face_accuracy(labels, predicted) == pytest.approx(expected["accuracy"], abs=1e-12)
+
+
+def _face_zoo(n: int = 3000):
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 7, n)
+    default = np.where(rng.random(n) < 0.65, labels, (labels + 1) % 7)
+    same = default.copy()  # fixes 60 of the default's errors and breaks 60 of its right answers
+    wrong, right = np.flatnonzero(default != labels), np.flatnonzero(default == labels)
+    same[wrong[:60]] = labels[wrong[:60]]
+    same[right[:60]] = (labels[right[:60]] + 3) % 7
+    better = np.where(rng.random(n) < 0.15, labels, default)  # fixes 15% of the default's errors
+    worse = np.where(rng.random(n) < 0.10, (labels + 2) % 7, default)
+    return labels, {DEFAULT: default, "same": same, "better": better, "worse": worse}
+
+
+def test_face_verdicts_see_a_planted_difference_and_no_other():
+    labels, predicted = _face_zoo()
+    result = variant_stats.face_comparison(labels, predicted, resamples=300)
+    verdicts = {name: c["metrics"]["accuracy"]["verdict"] for name, c in result.items()}
+    assert verdicts == {DEFAULT: None, "same": stats.NO_DIFFERENCE, "better": stats.BETTER, "worse": stats.WORSE}
+    assert result["better"]["metrics"]["macro_f1"]["verdict"] == stats.BETTER
+    assert result["same"]["metrics"]["macro_f1"]["verdict"] == stats.NO_DIFFERENCE
+    entry = result["better"]["metrics"]["accuracy"]
+    assert entry["value"] == pytest.approx(np.mean(predicted["better"] == labels))
+    assert entry["low"] < entry["value"] < entry["high"] and entry["difference"]["low"] > 0
+    # accuracy: McNemar against the default, Holm over the three variants
+    raw = [stats.mcnemar_exact(predicted[n] == labels, predicted[DEFAULT] == labels)["p"] for n in ("same", "better", "worse")]
+    assert [result[n]["metrics"]["accuracy"]["p_holm"] for n in ("same", "better", "worse")] == pytest.approx(stats.holm(raw))
+    assert entry["sentence"].startswith("better: accuracy +") and entry["sentence"].endswith(": better")
+    assert result[DEFAULT]["metrics"]["accuracy"]["difference"] is None
+
+
+def _song_card(name: str, valence_r: np.ndarray, folds: list[list[str]], seed: int = 7, predictions=None) -> dict:
+    per_fold = [{"n": 150, "valence": {"r": float(v), "ccc": float(v) - 0.1, "r2": 0.0, "rmse": 0.2},
+                 "arousal": {"r": 0.7, "ccc": 0.6, "r2": 0.0, "rmse": 0.2}, "quadrant_accuracy": 0.7}
+                for v in valence_r]
+    card = {"name": name, "training": {"seed": seed}, "cross_validation": {"per_fold": per_fold},
+            "split": {"method": "5-fold cross-validation, folds stratified by quadrant", "fold_song_ids": folds}}
+    if predictions is not None:
+        card.update(validation_predictions=predictions[0].tolist(), validation_targets=predictions[1].tolist(),
+                    validation_song_ids=[f"s{i}" for i in range(len(predictions[1]))])
+    return card
+
+
+def test_song_verdicts_over_folds_see_a_planted_difference():
+    rng = np.random.default_rng(2)
+    folds = [[f"s{k}{i}" for i in range(3)] for k in range(5)]
+    default = rng.normal(0.6, 0.04, 5)
+    zoo = {DEFAULT: _song_card(DEFAULT, default, folds),
+           "noise": _song_card("noise", default + rng.normal(0, 0.01, 5), folds),
+           "planted": _song_card("planted", default + 0.08 + rng.normal(0, 0.01, 5), folds)}
+    result = variant_stats.song_comparison(zoo)
+    valence = {name: c["metrics"]["valence_r"] for name, c in result.items()}
+    assert valence["noise"]["verdict"] == stats.NO_DIFFERENCE and valence["planted"]["verdict"] == stats.BETTER
+    planted = np.array([fold["valence"]["r"] for fold in zoo["planted"]["cross_validation"]["per_fold"]])
+    expected = stats.paired_t_interval(planted, default)
+    assert valence["planted"]["difference"]["value"] == pytest.approx(expected["difference"])
+    assert (valence["planted"]["difference"]["low"], valence["planted"]["p"]) == pytest.approx((expected["low"], expected["p"]))
+    assert valence["planted"]["per_fold"] == pytest.approx(planted)
+    assert valence[DEFAULT]["value"] == pytest.approx(default.mean()) and valence[DEFAULT]["verdict"] is None
+    # arousal r is the same in every fold of every variant: no difference
+    assert result["planted"]["metrics"]["arousal_r"]["verdict"] == stats.NO_DIFFERENCE
+    assert "Seeds are missing" in result["planted"]["seeds"]["note"]
+    assert "over_songs" not in valence["planted"]  # no out-of-fold predictions in these cards
+
+
+def test_song_comparison_adds_a_bootstrap_over_songs_where_the_cards_hold_predictions():
+    rng = np.random.default_rng(6)
+    targets = rng.uniform(0, 1, (200, 2))
+    good = targets + rng.normal(0, 0.1, (200, 2))
+    poor = targets + rng.normal(0, 0.3, (200, 2))
+    folds = [[f"s{i}" for i in range(k, 200, 5)] for k in range(5)]
+    zoo = {DEFAULT: _song_card(DEFAULT, np.full(5, 0.6) + rng.normal(0, 0.02, 5), folds, predictions=(poor, targets)),
+           "good": _song_card("good", np.full(5, 0.6) + rng.normal(0, 0.02, 5), folds, predictions=(good, targets))}
+    over_songs = variant_stats.song_comparison(zoo, resamples=200)["good"]["metrics"]["valence_r"]["over_songs"]
+    assert over_songs["low"] > 0.1 and over_songs["resamples"] == 200
+
+
+def test_song_comparison_refuses_cards_without_folds_or_on_other_folds():
+    folds = [[f"s{k}"] for k in range(5)]
+    zoo = {DEFAULT: _song_card(DEFAULT, np.full(5, 0.6), folds), "other": _song_card("other", np.full(5, 0.6), folds[::-1])}
+    with pytest.raises(ValueError, match="'other' was not cross-validated on the default's folds"):
+        variant_stats.song_comparison(zoo)
+    old = {DEFAULT: {"name": DEFAULT, "training": {"seed": 7}, "split": {}}}
+    with pytest.raises(ValueError, match="no cross_validation.per_fold"):
+        variant_stats.song_comparison(old)
+
+
+def test_the_face_cards_hold_a_comparison_consistent_with_its_numbers():
+    zoo = trained_variants("face")
+    others = [n for n in zoo if n != DEFAULT]
+    for spec in variant_stats.FACE_METRICS:
+        entries = {name: zoo[name]["comparison"]["metrics"][spec.key] for name in zoo}
+        assert stats.holm([entries[n]["p"] for n in others]) == pytest.approx([entries[n]["p_holm"] for n in others])
+        for name in others:
+            e = entries[name]
+            d = e["difference"]
+            assert d["low"] <= d["value"] <= d["high"] and e["low"] <= e["value"] <= e["high"]
+            assert e["verdict"] == stats.verdict(d["value"], e["p_holm"], spec.higher_is_better)
+            assert e["sentence"] == stats.sentence(name, spec.label, d["value"], d["low"], d["high"], e["verdict"],
+                                                   e["p_holm"], spec.decimals, spec.scale, spec.unit)
+    for name, card in zoo.items():
+        comparison = card["comparison"]
+        assert comparison["n"] == card["split"]["n_val"] and comparison["resamples"] >= 2000
+        assert "Seeds are missing" in comparison["seeds"]["note"]
+        # the predictions compared are the card's model's (one face in a thousand may differ by platform)
+        check = comparison["card_check"]
+        assert check["accuracy_here"] == pytest.approx(check["accuracy_in_card"], abs=1e-3)
+        assert comparison["metrics"]["accuracy"]["value"] == check["accuracy_here"]
