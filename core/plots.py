@@ -91,17 +91,33 @@ def confusion_heatmap(confusion: list[list[int]], names: tuple[str, ...], title:
     return go.Figure(dict(data=[heatmap], layout=layout), _validate=False)
 
 
-def learning_curves(curves_by_name: dict[str, dict[str, list[float]]], title: str = "Learning curves") -> go.Figure:
-    """Train (solid) and validation (dashed) loss per epoch of one or more models."""
+def learning_curves(curves_by_name: dict[str, dict[str, list[float]]], title: str = "Learning curves",
+                    bands_by_name: dict[str, list[dict[str, list[float]]]] | None = None) -> go.Figure:
+    """Train (solid) and validation (dashed) loss per epoch of one or more models.
+
+    bands_by_name: {name: [curves of each fold or seed]}: where given, each loss is drawn with a
+    band from the lowest to the highest of those runs at every epoch (the line stays `curves`).
+    """
     fig = go.Figure()
     for i, (name, curves) in enumerate(curves_by_name.items()):
         colour = PALETTE[i % len(PALETTE)]
+        runs = (bands_by_name or {}).get(name) or []
         for key, dash in (("loss", "solid"), ("val_loss", "dash")):
-            if key in curves:
-                fig.add_trace(go.Scatter(
-                    x=list(range(1, len(curves[key]) + 1)), y=curves[key], mode="lines",
-                    line=dict(color=colour, dash=dash),
-                    name=f"{name} {'train' if key == 'loss' else 'validation'}"))
+            if key not in curves:
+                continue
+            label = f"{name} {'train' if key == 'loss' else 'validation'}"
+            per_run = [run[key] for run in runs if key in run]
+            if len(per_run) > 1:
+                epochs = min(len(run) for run in per_run)
+                low = [min(run[e] for run in per_run) for e in range(epochs)]
+                high = [max(run[e] for run in per_run) for e in range(epochs)]
+                x = list(range(1, epochs + 1))
+                fig.add_trace(go.Scatter(x=x + x[::-1], y=high + low[::-1], fill="toself", mode="lines",
+                                         line=dict(width=0), fillcolor=colour, opacity=0.15, hoverinfo="skip",
+                                         legendgroup=label, name=f"{label}: range over {len(per_run)} runs"))
+            fig.add_trace(go.Scatter(
+                x=list(range(1, len(curves[key]) + 1)), y=curves[key], mode="lines",
+                line=dict(color=colour, dash=dash), legendgroup=label, name=label))
     fig.update_layout(title=title, height=380, xaxis_title="epoch", yaxis_title="loss",
                       margin=dict(l=40, r=10, t=40, b=40))
     return fig
@@ -109,28 +125,40 @@ def learning_curves(curves_by_name: dict[str, dict[str, list[float]]], title: st
 
 # --- comparing variants -----------------------------------------------------------------------
 
-def parallel_coordinates(rows: list[dict], choices: tuple[str, ...], metrics: tuple[str, ...],
-                         title: str = "Choices and metrics") -> go.Figure:
-    """One line a variant across its layer choices and validation metrics (rows as
-    core.compare.variant_rows gives them); text choices become labelled ticks. A choice that is
-    the same for every row shown is left out (it explains no difference)."""
-    dimensions = []
-    for column in (*choices, *metrics):
-        values = [row[column] for row in rows]
-        if column in choices and len({str(v) for v in values}) == 1:
+VERDICT_COLOURS = {"better": "#2ca02c", "worse": "#d62728", "no detectable difference": "#7f7f7f"}
+
+
+def forest_plot(rows: list[dict], metric: str, scale: float = 1.0, unit: str = "",
+                title: str | None = None) -> go.Figure:
+    """Each variant's difference from the default with its interval, as in a meta-analysis: one
+    row a variant (top to bottom in the given order), a line at zero, coloured by verdict.
+
+    rows: as core.variant_stats.forest_rows gives them ({"variant", "difference", "low", "high",
+    "verdict", "sentence"}); scale=100 and unit=" points" show shares as percentage points.
+    """
+    fig = go.Figure()
+    order = [r["variant"] for r in rows]
+    for verdict, colour in VERDICT_COLOURS.items():
+        group = [r for r in rows if r["verdict"] == verdict]
+        if not group:
             continue
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            dimensions.append(dict(label=column, values=values, tickformat=".3~f"))
-        else:
-            labels = sorted({str(v) for v in values})
-            dimensions.append(dict(label=column, values=[labels.index(str(v)) for v in values],
-                                   tickvals=list(range(len(labels))), ticktext=labels))
-    index = list(range(len(rows)))
-    fig = go.Figure(go.Parcoords(
-        line=dict(color=index, colorscale=[[i / max(len(rows) - 1, 1), PALETTE[i % len(PALETTE)]]
-                                           for i in index]),
-        dimensions=dimensions))
-    fig.update_layout(title=dict(text=title, y=0.98), height=400, margin=dict(l=60, r=60, t=90, b=30))
+        fig.add_trace(go.Scatter(
+            x=[r["difference"] * scale for r in group], y=[r["variant"] for r in group], mode="markers",
+            marker=dict(color=colour, size=12, symbol="square"), name=verdict,
+            error_x=dict(type="data", symmetric=False, color=colour, thickness=2.5, width=7,
+                         array=[(r["high"] - r["difference"]) * scale for r in group],
+                         arrayminus=[(r["difference"] - r["low"]) * scale for r in group]),
+            customdata=[r["sentence"] for r in group], hovertemplate="%{customdata}<extra></extra>"))
+    ends = [0.0] + [r[k] * scale for r in rows for k in ("low", "high")]
+    pad = 0.08 * (max(ends) - min(ends) or 1.0)
+    fig.add_vline(x=0, line=dict(color="#333", width=1.5))
+    fig.update_layout(
+        title=dict(text=title or f"{metric}: each variant minus the default (95% interval)"),
+        height=140 + 42 * max(len(rows), 1), margin=dict(l=10, r=20, t=50, b=50),
+        xaxis=dict(title=dict(text=f"difference in {metric}{unit and ' (' + unit.strip() + ')'}"),
+                   range=[min(ends) - pad, max(ends) + pad], zeroline=False),
+        yaxis=dict(categoryorder="array", categoryarray=order[::-1], automargin=True),
+        legend=dict(orientation="h", y=-0.25 if len(rows) < 4 else -0.12, title=dict(text="verdict: ")))
     return fig
 
 

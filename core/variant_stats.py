@@ -289,6 +289,27 @@ def interval_text(card: dict, spec: MetricSpec) -> str | None:
     return f"{entry['value']:.3f} ({entry['low']:.3f} to {entry['high']:.3f})"
 
 
+# The Compare table's metric columns (core.compare.METRICS) that a comparison entry gives an interval.
+TABLE_COLUMNS = {"face": {"accuracy": "accuracy", "macro-F1": "macro_f1"},
+                 "song": {"valence r": "valence_r", "arousal r": "arousal_r", "valence CCC": "valence_ccc",
+                          "quadrant acc.": "quadrant_accuracy"}}
+
+
+def rows_with_intervals(task: str, rows: list[dict], zoo: dict[str, dict]) -> list[dict]:
+    """The Compare table's rows (core.compare.variant_rows) with each metric that the cards give an
+    interval for shown as 'value (low to high)' text, under '<column> (95% interval)'."""
+    specs = {spec.key: spec for spec in METRICS[task]}
+    out = []
+    for row in rows:
+        shown = {}
+        for column, value in row.items():  # in the row's order
+            key = TABLE_COLUMNS[task].get(column)
+            text = interval_text(zoo[row["variant"]], specs[key]) if key else None
+            shown[column if text is None else f"{column} (95% interval)"] = value if text is None else text
+        out.append(shown)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.variant_stats", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import audio, compare, faces, plots
+from core import audio, compare, faces, plots, variant_stats
 from core.datasets import EXPRESSIONS
 from core.errors import InputError
 from core.literal_text import markdown_code
@@ -17,7 +17,8 @@ use_app_navigation()
 st.title(":material/compare: Compare variants")
 st.write("Each variant is its task's default model with **one** layer choice changed (pooling or "
          "dropout), trained with the same command, data split, seed and budget. See what that one "
-         "choice does: on held-out data, in the learning curves, and on your own song or photo.")
+         "choice does: whether it beats the default by more than the noise (each difference with its 95% "
+         "interval and a verdict), on your own song or photo, and in the learning curves.")
 
 TASKS = {"Song mood (CRNN)": "song", "Face expression (CNN)": "face"}
 task = TASKS[st.radio("Model", list(TASKS), horizontal=True)]
@@ -27,24 +28,51 @@ if DEFAULT not in zoo or len(zoo) < 2:
              f"`python -m core.train {task} --zoo --data …` (see the README).")
     st.stop()
 others = [n for n in zoo if n != DEFAULT]
+
+
+def forest_plots() -> None:
+    """Each variant's difference from the default, per chosen metric, from the cards' comparison
+    entries (python -m core.variant_stats), with one generated sentence a variant."""
+    st.subheader("Does the choice make a difference?")
+    comparison = zoo[DEFAULT].get(variant_stats.COMPARISON)
+    if comparison is None:
+        st.info(f"The {task} cards hold no comparison yet: compute it with "
+                f"`{'python -m core.variant_stats ' + task + (' --data …' if task == 'face' else '')}`.")
+        return
+    specs = {spec.label: spec for spec in variant_stats.METRICS[task]}
+    chosen = st.multiselect("Metrics", list(specs), default=list(specs)[:2], key=f"forest_metrics_{task}")
+    for label in chosen:
+        spec = specs[label]
+        rows = variant_stats.forest_rows(zoo, spec.key)
+        st.plotly_chart(plots.forest_plot(rows, spec.label, spec.scale, spec.unit), key=f"forest_{task}_{spec.key}")
+        st.markdown("\n".join(f"- {row['sentence']}" for row in rows))
+    st.caption(f"{comparison['method']} Each interval is that comparison's own 95% interval; the verdict "
+               f"uses the p-value corrected for the number of variants (Holm), so an interval just clear "
+               f"of zero can still read \"no detectable difference\". {comparison['seeds']['note']}")
+
+
+forest_plots()
 names = st.multiselect("Variants (two or more)", list(zoo), default=[DEFAULT, others[0]], key=f"variants_{task}")
 if len(names) < 2:
     st.info("Pick at least two variants to compare.")
     st.stop()
 cards = {name: zoo[name] for name in names}
+runners = variant_runners(task, names)
 
 
 def variants_table(rows: list[dict]) -> None:
     """The table of variants; a clicked row shows that variant's full configuration and training."""
-    table = pd.DataFrame(rows).drop(columns=["latency measured on"])
+    table = pd.DataFrame(variant_stats.rows_with_intervals(task, rows, cards)).drop(columns=["latency measured on"])
     table["variant"] = [f"★ {v}" if d else v for v, d in zip(table["variant"], table.pop("default"))]
     picked = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
                           key=f"table_{task}", column_config={
                               "parameters": st.column_config.NumberColumn(format="localized"),
                               "latency (ms)": st.column_config.NumberColumn(
                                   "latency on training machine (ms)", format="%.1f")})
-    st.caption(f"★ the default (the model the {task} page uses). Metrics on the validation split in "
-               f"each card; latency: one input, measured on the machine that trained it "
+    st.caption(f"★ the default (the model the {task} page uses). Metrics with their 95% interval "
+               + ("on PublicTest (a bootstrap over its faces)" if task == "face"
+                  else "over the cross-validation folds (mean and t-interval)")
+               + f"; latency: one input, measured on the machine that trained it "
                f"({rows[0]['latency measured on']}). Click a row for its details.")
     for i in picked.selection.rows:
         name = rows[i]["variant"]
@@ -52,35 +80,37 @@ def variants_table(rows: list[dict]) -> None:
             st.json({k: cards[name][k] for k in ("config", "training", "split", "data")}, expanded=1)
 
 
-rows = compare.variant_rows(task, cards)
-variants_table(rows)
-metric_names = tuple(column for column, _ in compare.METRICS[task])
-st.plotly_chart(plots.parallel_coordinates(rows, compare.CHOICES[task], metric_names), key=f"parcoords_{task}")
-st.plotly_chart(plots.learning_curves({n: c["curves"] for n, c in cards.items()},
-                                      "Learning curves: training (solid) and validation (dashed) loss"),
-                key=f"curves_{task}")
-st.caption("A validation loss that climbs while the training loss keeps falling is overfitting: "
-           "compare the variant without dropout with the others.")
+def held_out_data() -> None:
+    """The selected variants on held-out data, from their cards: table, learning curves, errors."""
+    st.subheader("On held-out data")
+    variants_table(compare.variant_rows(task, cards))
+    bands = {n: c["fold_curves"] for n, c in cards.items() if len(c.get("fold_curves", [])) > 1}
+    st.plotly_chart(plots.learning_curves({n: c["curves"] for n, c in cards.items()},
+                                          "Learning curves: training (solid) and validation (dashed) loss",
+                                          bands),
+                    key=f"curves_{task}")
+    st.caption(("Lines: the mean over the cross-validation folds; bands: the lowest to the highest fold. "
+                if bands else "One training run per variant: no band across seeds (seeds are missing). ")
+               + "A validation loss that climbs while the training loss keeps falling is overfitting: "
+               "compare the variant without dropout with the others.")
+    if task == "face":
+        columns = st.columns(min(len(cards), 3))
+        for i, (name, card) in enumerate(cards.items()):
+            with columns[i % len(columns)]:
+                st.plotly_chart(plots.confusion_heatmap(card["validation"]["confusion"], EXPRESSIONS,
+                                                        f"{name}: {card['validation']['accuracy']:.1%}"),
+                                key=f"confusion_{name}")
+    else:
+        st.plotly_chart(plots.predicted_vs_true(cards), key="predicted_vs_true")
+    with st.expander("What pooling does: each layer's output shape"):
+        columns = st.columns(min(len(runners), 3))
+        for i, (name, runner) in enumerate(runners.items()):
+            with columns[i % len(columns)]:
+                st.markdown(f"**{name}**")
+                shapes = compare.layer_shapes(runner.model, compare.INPUT_SHAPES[task])
+                st.dataframe(pd.DataFrame(shapes).astype({"output shape": str}), hide_index=True, height=300)
+        st.caption("Song: one 30-s window of musicnn patch embeddings; face: one 48×48 picture (no batch axis).")
 
-if task == "face":
-    columns = st.columns(min(len(cards), 3))
-    for i, (name, card) in enumerate(cards.items()):
-        with columns[i % len(columns)]:
-            st.plotly_chart(plots.confusion_heatmap(card["validation"]["confusion"], EXPRESSIONS,
-                                                    f"{name}: {card['validation']['accuracy']:.1%}"),
-                            key=f"confusion_{name}")
-else:
-    st.plotly_chart(plots.predicted_vs_true(cards), key="predicted_vs_true")
-
-runners = variant_runners(task, names)
-with st.expander("What pooling does: each layer's output shape"):
-    columns = st.columns(min(len(runners), 3))
-    for i, (name, runner) in enumerate(runners.items()):
-        with columns[i % len(columns)]:
-            st.markdown(f"**{name}**")
-            shapes = compare.layer_shapes(runner.model, compare.INPUT_SHAPES[task])
-            st.dataframe(pd.DataFrame(shapes).astype({"output shape": str}), hide_index=True, height=300)
-    st.caption("Song: one 30-s window of 646 frames; face: one 48×48 picture (no batch axis).")
 
 st.subheader("Your own " + ("song" if task == "song" else "photo"))
 passes = st.slider("Monte Carlo dropout passes (N): dropout kept on at prediction time", 0, 50,
@@ -130,20 +160,27 @@ def show_faces(source, results: dict) -> None:
         st.plotly_chart(plots.variants_probabilities(results, i, f"Face {i + 1}"), key=f"variant_probs_{i}")
 
 
-if upload is not None:
+def your_input_results() -> None:
+    """The upload's results through every selected variant (run once per upload and choice)."""
+    if upload is None:
+        st.info("Upload a " + ("song" if task == "song" else "photo") + " to see every selected variant on it.")
+        return
     try:
         kept = run_variants(upload)
         if task == "face" and not kept["source"].found:
             st.warning("No face was found. Tips: face the camera, light your face from the front, and come closer.")
             if not st.checkbox("Score the whole picture as one face"):
-                st.stop()
+                return
             kept = run_variants(upload, whole_image=True)
-        (show_song if task == "song" else show_faces)(kept["source"], kept["results"])
-        spread = "cloud and ±2 sd ellipse of the song's mean" if task == "song" else "error bars: one standard deviation"
-        st.caption(f"Spread: {passes} Monte Carlo dropout passes per variant ({spread})." if passes
-                   else "Spread: off (N = 0).")
-        st.markdown("**Just before and after the first pooling layer**, for your input "
-                    + ("(the first 30-s window)" if task == "song" else "(the first face)"))
+    except InputError as e:
+        st.error(f"{markdown_code(upload.name)}: {e}")
+        return
+    (show_song if task == "song" else show_faces)(kept["source"], kept["results"])
+    spread = "cloud and ±2 sd ellipse of the song's mean" if task == "song" else "error bars: one standard deviation"
+    st.caption(f"Spread: {passes} Monte Carlo dropout passes per variant ({spread})." if passes
+               else "Spread: off (N = 0).")
+    with st.expander("Just before and after the first pooling layer, for your input "
+                     + ("(the first 30-s window)" if task == "song" else "(the first face)")):
         x = kept["source"].features[:1] if task == "song" else kept["source"].crops[:1]
         for name, runner in runners.items():
             seen = compare.pooling_activations(runner.model, x) if len(x) else None
@@ -154,7 +191,7 @@ if upload is not None:
                 st.plotly_chart(plots.activations(seen["before"], seen["after"],
                                                   f"{name}: {seen['layer']} ({seen['type']})"),
                                 key=f"activations_{name}")
-    except InputError as e:
-        st.error(f"{markdown_code(upload.name)}: {e}")
-else:
-    st.info("Upload a " + ("song" if task == "song" else "photo") + " to see every selected variant on it.")
+
+
+your_input_results()
+held_out_data()

@@ -138,18 +138,65 @@ def compare_page():
 
 def test_the_compare_page_shows_the_song_zoo(compare_page):
     assert compare_page.radio[0].value.startswith("Song")
-    assert compare_page.multiselect[0].value[:1] == [DEFAULT] and len(compare_page.multiselect[0].value) == 2
+    selected = compare_page.multiselect(key="variants_song").value
+    assert selected[:1] == [DEFAULT] and len(selected) == 2
     table = compare_page.dataframe[0].value
     assert len(table) == 2 and table["variant"].iloc[0] == f"★ {DEFAULT}"
     specs = [chart.proto.spec for chart in compare_page.get("plotly_chart")]
-    assert any("parcoords" in s for s in specs) and any("validation" in s for s in specs)
+    # no parallel coordinates: each axis stretched to its own range made noise look like an effect
+    assert not any("parcoords" in s for s in specs) and any("validation" in s for s in specs)
     assert any("predicted vs true" in s for s in specs)
+
+
+def _forest_specs(app, task: str) -> dict[str, dict]:
+    return {chart.key.removeprefix(f"forest_{task}_"): json.loads(chart.proto.spec)
+            for chart in app.get("plotly_chart") if chart.key and chart.key.startswith(f"forest_{task}_")}
+
+
+@pytest.mark.parametrize("task", ["song", "face"])
+def test_the_compare_page_leads_with_forest_plots_and_sentences_from_the_cards(task):
+    from core import variant_stats
+
+    zoo = trained_variants(task)
+    app = AppTest.from_file(str(ROOT / "pages" / "compare_variants.py"), default_timeout=300)
+    app.run()
+    if task == "face":
+        app.radio[0].set_value("Face expression (CNN)").run()
+    assert not app.exception, app.exception
+    assert DEFAULT in zoo and "comparison" in zoo[DEFAULT], f"the {task} cards hold no comparison"
+    specs = {spec.key: spec for spec in variant_stats.METRICS[task]}
+    chosen = app.multiselect(key=f"forest_metrics_{task}").value
+    forests = _forest_specs(app, task)
+    assert len(chosen) >= 1 and set(forests) == {specs_key for specs_key, s in specs.items() if s.label in chosen}
+    text = "\n".join(m.value for m in app.markdown)
+    for key, figure in forests.items():
+        spec = specs[key]
+        expected = {name: card["comparison"]["metrics"][key] for name, card in zoo.items() if name != DEFAULT}
+        plotted = {}
+        for trace in figure["data"]:
+            for i, name in enumerate(trace["y"]):
+                plotted[name] = (trace["name"], trace["x"][i], trace["x"][i] - trace["error_x"]["arrayminus"][i],
+                                 trace["x"][i] + trace["error_x"]["array"][i])
+        assert set(plotted) == set(expected)  # every variant but the default
+        for name, entry in expected.items():
+            d = entry["difference"]
+            assert plotted[name][0] == entry["verdict"]
+            assert plotted[name][1:] == pytest.approx((d["value"] * spec.scale, d["low"] * spec.scale,
+                                                      d["high"] * spec.scale))
+            assert f"- {entry['sentence']}" in text
+        x_range = figure["layout"]["xaxis"]["range"]
+        assert x_range[0] < 0 < x_range[1]  # the zero line is in view
+        assert any(shape.get("x0") == 0 and shape.get("x1") == 0 for shape in figure["layout"]["shapes"])
+    # the person's own input comes right after the comparison, before the held-out charts
+    order = [e.type if type(e).__name__ == "UnknownElement" else type(e).__name__ for e in app.main]  # top to bottom
+    assert "FileUploader" in order and "Dataframe" in order
+    assert order.index("plotly_chart") < order.index("FileUploader") < order.index("Dataframe"), order
 
 
 def test_the_compare_page_runs_a_photo_through_every_selected_variant(compare_page):
     compare_page.radio[0].set_value("Face expression (CNN)").run()
     assert not compare_page.exception, compare_page.exception
-    selected = compare_page.multiselect[0].value
+    selected = compare_page.multiselect(key="variants_face").value
     assert len(compare_page.dataframe[0].value) == len(selected) >= 2
     specs = [chart.proto.spec for chart in compare_page.get("plotly_chart")]
     assert sum("PublicTest" in s or "predicted" in s for s in specs) >= len(selected)  # confusion matrices
@@ -183,7 +230,7 @@ def test_a_corrupt_variant_is_left_out_with_a_message_naming_its_file(monkeypatc
     app.run()
     app.radio[0].set_value("Face expression (CNN)").run()
     assert not app.exception, app.exception
-    app.multiselect[0].set_value(["default", "pooling_average", "dropout_0.5"]).run()
+    app.multiselect(key="variants_face").set_value(["default", "pooling_average", "dropout_0.5"]).run()
     assert not app.exception, app.exception
     messages = [e.value for e in app.error]
     assert any("pooling_average" in m and str(corrupt) in m for m in messages), messages
