@@ -154,11 +154,11 @@ def forest_plot(rows: list[dict], metric: str, scale: float = 1.0, unit: str = "
     fig.add_vline(x=0, line=dict(color="#333", width=1.5))
     fig.update_layout(
         title=dict(text=title or f"{metric}: each variant minus the default (95% interval)"),
-        height=140 + 42 * max(len(rows), 1), margin=dict(l=10, r=20, t=50, b=50),
+        height=140 + 42 * max(len(rows), 1), margin=dict(l=10, r=20, t=70, b=50),
         xaxis=dict(title=dict(text=f"difference in {metric}{unit and ' (' + unit.strip() + ')'}"),
                    range=[min(ends) - pad, max(ends) + pad], zeroline=False),
         yaxis=dict(categoryorder="array", categoryarray=order[::-1], automargin=True),
-        legend=dict(orientation="h", y=-0.25 if len(rows) < 4 else -0.12, title=dict(text="verdict: ")))
+        legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom", title=dict(text="verdict: ")))
     return fig
 
 
