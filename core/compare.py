@@ -180,21 +180,31 @@ def picture_input(data: bytes, name: str = "", whole_image: bool = False,
 
 
 def song_variant_result(name: str, windows: np.ndarray, starts_s: np.ndarray,
-                        samples: np.ndarray | None) -> dict:
-    """One variant's result on a song (core.predict.song_mood), plus the Monte Carlo spread of the
-    song's mean when `samples` (passes, windows, 2) is given."""
+                        samples: np.ndarray | None, fold_windows: list[np.ndarray] | None = None) -> dict:
+    """One variant's result on a song (core.predict.song_mood), plus two labelled sources of spread
+    of the song's mean: "mc" from Monte Carlo dropout `samples` (passes, windows, 2), and "folds"
+    from the variant's cross-validation fold models' predictions, each (windows, 2)."""
     result = song_mood(name, windows, starts_s)
     if samples is not None:
         means = samples.mean(axis=1)  # (passes, 2): the song's mean in each pass
         result["mc"] = {"passes": int(len(means)), "points": means.round(4).tolist(),
                         "std": means.std(axis=0).tolist()}
+    if fold_windows:
+        means = np.array([w.mean(axis=0) for w in fold_windows])  # (fold models, 2)
+        result["folds"] = {"models": int(len(means)), "points": means.round(4).tolist(),
+                           "std": means.std(axis=0).tolist()}
     return result
 
 
-def compare_song(runners: dict, song: SongInput, passes: int = 0) -> dict[str, dict]:
-    """Every variant on one song's windows (features computed once) -> {variant: result}."""
+def compare_song(runners: dict, song: SongInput, passes: int = 0,
+                 fold_runners: dict[str, list] | None = None) -> dict[str, dict]:
+    """Every variant on one song's windows (features computed once) -> {variant: result}.
+    fold_runners: {variant: its fold models' runners} where a variant has them (the spread over
+    fold models; Monte Carlo dropout with `passes` is the second source)."""
+    fold_runners = fold_runners or {}
     return {name: song_variant_result(name, runner(song.features), song.starts_s,
-                                      runner.mc_dropout(song.features, passes) if passes else None)
+                                      runner.mc_dropout(song.features, passes) if passes else None,
+                                      [fold(song.features) for fold in fold_runners.get(name, [])])
             for name, runner in runners.items()}
 
 

@@ -203,13 +203,21 @@ def _ellipse(points: list[list[float]], scale: float = 2.0, n: int = 60) -> tupl
 
 def variants_mood_map(results: dict[str, dict], title: str = "Your song through each variant") -> go.Figure:
     """The mood map with one colour a variant: its point, its path through the song and, when the
-    result has Monte Carlo samples ("mc"), their cloud and 2-standard-deviation ellipse."""
+    result has them, each fold model's point ("folds", open diamonds) and the Monte Carlo samples
+    ("mc"): their cloud and 2-standard-deviation ellipse."""
     fig = mood_map(list(results.values()), title)
     for i, result in enumerate(results.values()):
+        colour, name = PALETTE[i % len(PALETTE)], result["file"]
+        folds = result.get("folds")
+        if folds:
+            fig.add_trace(go.Scatter(
+                x=[p[0] for p in folds["points"]], y=[p[1] for p in folds["points"]], mode="markers",
+                marker=dict(size=10, color=colour, symbol="diamond-open", line=dict(width=2)),
+                legendgroup=name, name=f"{name} ({folds['models']} fold models)",
+                hovertemplate=f"{name}, one fold model: valence %{{x:.2f}}, arousal %{{y:.2f}}<extra></extra>"))
         mc = result.get("mc")
         if not mc:
             continue
-        colour, name = PALETTE[i % len(PALETTE)], result["file"]
         fig.add_trace(go.Scatter(
             x=[p[0] for p in mc["points"]], y=[p[1] for p in mc["points"]], mode="markers",
             marker=dict(size=4, color=colour), opacity=0.35, legendgroup=name, showlegend=False,

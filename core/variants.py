@@ -41,6 +41,13 @@ def model_path(task: str, name: str) -> Path:
     return cards.MODELS_DIR / task / f"{name}.keras"
 
 
+def fold_model_paths(task: str, name: str) -> list[Path]:
+    """A variant's cross-validation fold models, saved by core.train beside it
+    (models/<task>/folds/<name>/fold_<k>.keras), in fold order; [] when it has none."""
+    folder = cards.MODELS_DIR / task / "folds" / name
+    return sorted(folder.glob("fold_*.keras"), key=lambda p: int(p.stem.removeprefix("fold_")))
+
+
 def trained_variants(task: str) -> dict[str, dict]:
     """Cards of the zoo's variants that have been trained, default first, by variant name."""
     found = {}

@@ -11,7 +11,7 @@ from core.errors import InputError
 from core.literal_text import markdown_code
 from core.variants import DEFAULT, trained_variants
 from webapp.navigation import use_app_navigation
-from webapp.loaders import analysis_slot, picture_workers, song_feature_workers, variant_runners
+from webapp.loaders import analysis_slot, fold_runners, picture_workers, song_feature_workers, variant_runners
 
 use_app_navigation()
 st.title(":material/compare: Compare variants")
@@ -132,7 +132,7 @@ def run_variants(upload, whole_image: bool = False) -> dict:
             with st.spinner(f"Running {len(runners)} variants…"), analysis_slot:
                 if task == "song":
                     source = compare.song_input(data, name, song_feature_workers().song_features)
-                    results = compare.compare_song(runners, source, passes)
+                    results = compare.compare_song(runners, source, passes, fold_runners(task, list(runners)))
                 else:
                     source = compare.picture_input(data, name, whole_image, picture_workers().decode_image)
                     results = compare.compare_faces(runners, source, passes)
@@ -148,7 +148,10 @@ def run_variants(upload, whole_image: bool = False) -> dict:
 def show_song(source, results: dict) -> None:
     st.plotly_chart(plots.variants_mood_map(results), key="variants_mood_map")
     st.dataframe(pd.DataFrame([{"variant": n, "valence": r["valence"], "arousal": r["arousal"], "mood": r["mood"],
-                                **({"valence sd": r["mc"]["std"][0], "arousal sd": r["mc"]["std"][1]} if "mc" in r else {})}
+                                **({"valence sd (fold models)": r["folds"]["std"][0],
+                                    "arousal sd (fold models)": r["folds"]["std"][1]} if "folds" in r else {}),
+                                **({"valence sd (MC dropout)": r["mc"]["std"][0],
+                                    "arousal sd (MC dropout)": r["mc"]["std"][1]} if "mc" in r else {})}
                                for n, r in results.items()]).round(3), hide_index=True)
 
 
@@ -177,8 +180,11 @@ def your_input_results() -> None:
         return
     (show_song if task == "song" else show_faces)(kept["source"], kept["results"])
     spread = "cloud and ±2 sd ellipse of the song's mean" if task == "song" else "error bars: one standard deviation"
-    st.caption(f"Spread: {passes} Monte Carlo dropout passes per variant ({spread})." if passes
-               else "Spread: off (N = 0).")
+    folds = {r["folds"]["models"] for r in kept["results"].values() if "folds" in r} if task == "song" else set()
+    st.caption((f"Spread, first source: each variant's {'/'.join(map(str, sorted(folds)))} cross-validation fold "
+                "models (open diamonds), trained on different songs. Second source: " if folds else "Spread: ")
+               + (f"{passes} Monte Carlo dropout passes per variant ({spread})." if passes
+                  else "Monte Carlo dropout off (N = 0)."))
     with st.expander("Just before and after the first pooling layer, for your input "
                      + ("(the first 30-s window)" if task == "song" else "(the first face)")):
         x = kept["source"].features[:1] if task == "song" else kept["source"].crops[:1]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import cards, compare
+from core import cards, compare, plots
 from core.face_model import build_face_cnn
 from core.predict import ModelRunner
 from core.song_model import build_song_crnn
@@ -235,3 +235,34 @@ def test_a_corrupt_variant_is_left_out_with_a_message_naming_its_file(monkeypatc
     messages = [e.value for e in app.error]
     assert any("pooling_average" in m and str(corrupt) in m for m in messages), messages
     assert len(app.dataframe[0].value) == 3  # the cards still compare; only running it is refused
+
+
+def test_fold_models_give_a_second_labelled_spread_of_a_song():
+    shape = compare.INPUT_SHAPES["song"]
+    features = np.random.default_rng(2).normal(size=(3, *shape)).astype(np.float32)
+    song = compare.SongInput("x", 90.0, np.array([0.0, 30.0, 60.0]), features)
+    runners = {"a": ModelRunner(_tiny_song(), {}), "b": ModelRunner(_tiny_song(pooling="average"), {})}
+    folds = [ModelRunner(_tiny_song(), {}) for _ in range(3)]  # differently initialised: they disagree
+    results = compare.compare_song(runners, song, passes=4, fold_runners={"a": folds})
+    spread = results["a"]["folds"]
+    assert spread["models"] == 3 and "folds" not in results["b"]
+    expected = np.array([fold(features).mean(axis=0) for fold in folds])
+    np.testing.assert_allclose(spread["points"], expected, atol=1e-4)
+    np.testing.assert_allclose(spread["std"], expected.std(axis=0), atol=1e-6)
+    assert results["a"]["mc"]["passes"] == 4  # Monte Carlo dropout stays, as its own entry
+    figure = plots.variants_mood_map(results)
+    diamonds = [t for t in figure.data if t.name == "a (3 fold models)"]
+    assert len(diamonds) == 1 and diamonds[0].marker.symbol == "diamond-open" and len(diamonds[0].x) == 3
+
+
+def test_a_variants_fold_models_are_found_in_fold_order(monkeypatch, tmp_path):
+    from core.variants import fold_model_paths
+
+    folder = tmp_path / "song" / "folds" / "default"
+    folder.mkdir(parents=True)
+    for k in (10, 2, 0, 1):
+        (folder / f"fold_{k}.keras").write_bytes(b"")
+        (folder / f"fold_{k}.json").write_text("{}")
+    monkeypatch.setattr(cards, "MODELS_DIR", tmp_path)
+    assert [p.name for p in fold_model_paths("song", "default")] == [f"fold_{k}.keras" for k in (0, 1, 2, 10)]
+    assert fold_model_paths("song", "pooling_average") == []

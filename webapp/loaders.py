@@ -13,7 +13,7 @@ from core import cards, faces
 from core.errors import ModelFileError
 from core.compare import INPUT_SHAPES
 from core.predict import ModelRunner
-from core.variants import model_path
+from core.variants import fold_model_paths, model_path
 from core.workers import PictureWorkers, SongFeatureWorkers, WorkersFailed
 from webapp.server_setup import configure_server, keep_loaded_objects_out_of_gc
 
@@ -95,4 +95,20 @@ def variant_runners(task: str, names: list[str]) -> dict[str, ModelRunner]:
             runners[name] = _with_mc_dropout(str(model_path(task, name)), task)
         except ModelFileError as e:
             st.error(f"Variant **{name}** is left out: {e}")
+    return runners
+
+
+def fold_runners(task: str, names: list[str]) -> dict[str, list[ModelRunner]]:
+    """Each named variant's cross-validation fold models (core.variants.fold_model_paths), for the
+    spread of a prediction; a variant without them, or with a missing or corrupt one, gets none
+    (with a message naming the file)."""
+    runners = {}
+    for name in names:
+        try:
+            found = [_load(str(path), task) for path in fold_model_paths(task, name)]
+        except ModelFileError as e:
+            st.warning(f"Variant **{name}**: its fold models are left out: {e}")
+            continue
+        if found:
+            runners[name] = found
     return runners
