@@ -74,7 +74,7 @@ def _open_audio(data: bytes) -> sf.SoundFile:
     data = _wav_data_to_the_end(data)
     try:
         f = sf.SoundFile(io.BytesIO(data))
-        if f.format == "MP3":
+        if f.format == "MP3" and not _mp3_length_tag(data):
             f.close()
             f = sf.SoundFile(_LengthUnknown(data))
     except _READ_ERRORS:
@@ -91,18 +91,33 @@ def _open_audio(data: bytes) -> sf.SoundFile:
 
 
 class _LengthUnknown(io.BytesIO):
-    """The bytes of an mp3, for libsndfile, with the file's size untold (as a pipe's).
+    """The bytes of an mp3 without a length tag, for libsndfile, with the file's size untold (as a
+    pipe's).
 
-    libsndfile never reads past the length it reports, and for an mp3 without a Xing or Info header
-    (a VBR file from some encoders and cutters) mpg123 guesses that length from the file's size and
-    its first frame's bitrate: a 60-s song whose first frames were loud was read as 10.8 s. Told
-    nothing of the size, mpg123 reads the stream to its end. For mp3s with those headers the
-    samples are the same either way (the 20 demo clips, bit for bit)."""
+    libsndfile never reads past the length it reports, and for an mp3 without a Xing, Info or VBRI
+    header (a VBR file from some encoders and cutters) mpg123 guesses that length from the file's
+    size and its first frame's bitrate: a 60-s song whose first frames were loud was read as 10.8 s.
+    Told nothing of the size, mpg123 reads the stream to its end (the samples are the same: the 20
+    demo clips, bit for bit). A stream cut short then ends in a read error, not a short read: see
+    _decoded_here."""
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_END and offset == 0:  # how soundfile asks for the file's size
             return super().seek(0)
         return super().seek(offset, whence)
+
+
+def _mp3_length_tag(data: bytes) -> bool:
+    """Whether an mp3's first frame is a Xing, Info or VBRI header, from which mpg123 takes the
+    stream's length (after an ID3v2 tag, which is skipped)."""
+    start = 0
+    if data[:3] == b"ID3" and len(data) >= 10:  # ID3v2: a 10-byte header, its size in 7-bit bytes
+        size = (data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F)
+        start = 10 + size + (10 if data[5] & 0x10 else 0)
+    sync = next((i for i in range(start, min(len(data) - 1, start + 4096))
+                 if data[i] == 0xFF and data[i + 1] & 0xE0 == 0xE0), None)
+    # The tag sits 13 to 36 bytes into the frame, after its header and side information.
+    return sync is not None and any(tag in data[sync:sync + 64] for tag in (b"Xing", b"Info", b"VBRI"))
 
 
 def _wav_data_to_the_end(data: bytes) -> bytes:
@@ -361,6 +376,8 @@ def _decoded_here(f: sf.SoundFile) -> Iterator[np.ndarray]:
         try:
             block = _read_block(f, DECODE_BLOCK_FRAMES)
         except _READ_ERRORS:
+            if n and f.format == "MP3":  # the end of an mp3 cut short, read as _LengthUnknown
+                return
             raise _unreadable() from None
         if block is None:
             return

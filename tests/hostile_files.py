@@ -110,3 +110,10 @@ def wav_with_data_size_0(y: np.ndarray, sample_rate_hz: int) -> bytes:
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def opencv_decode(data: bytes) -> tuple | None:
+    """cv2.imdecode on the bytes with no check before it, as the app decoded pictures before: the
+    file-system watch's control (for a Radiance HDR, OpenCV writes the bytes to a temp file)."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return None if image is None else image.shape

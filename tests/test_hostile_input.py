@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import struct
 import subprocess
 import sys
+import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +31,8 @@ from PIL import Image
 
 from core import audio, cards, faces
 from core.errors import InputError
+from core.literal_text import markdown_code
+from tests import hostile_files
 from tests.conftest import FER_FILE, has_shared, MUSIC_DIR, ROOT, music_like, wav_bytes
 
 
@@ -46,6 +51,7 @@ class Case:
     make: Callable[[], bytes]
     refusal: str | None             # regex the message must match; None: must give a result
     cli_name: str | None = None     # path (relative to the corpus folder) the CLI is given
+    duration_s: float | None = None  # a song's true length, where its header says otherwise
 
     @property
     def data(self) -> bytes:
@@ -127,6 +133,12 @@ def _cmyk_jpg() -> bytes:
     return buffer.getvalue()
 
 
+def _gif(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "GIF")
+    return buffer.getvalue()
+
+
 def _noise(n: int, seed: int) -> bytes:
     return np.random.default_rng(seed).bytes(n)
 
@@ -150,7 +162,7 @@ SONG_CASES = [
          lambda: _mp3(12.0)[:len(_mp3(12.0)) // 2], None),
     Case(f"silent wav, limit + 2 s ({audio.MAX_DURATION_S + 2:.0f} s; the check allows 1 s over)", "song",
          "too_long.wav", lambda: _silence(audio.MAX_DURATION_S + 2),
-         rf"is {_limit_min:.0f} min 2 s long; the limit is {_limit_min:.0f} minutes"),
+         rf"longer than the limit of {_limit_min:.0f} minutes \(the reading stopped at {_limit_min:.0f} min 1 s\)"),
     Case(f"silent wav, limit + 1 s ({audio.MAX_DURATION_S + 1:.0f} s, inside the 1-s tolerance)", "song",
          "at_limit.wav", lambda: _silence(audio.MAX_DURATION_S + 1), r"silent"),
     Case("0.2-s clip", "song", "blip.wav", lambda: wav_bytes(music_like(0.2), 22050), r"only 0\.20 s long"),
@@ -166,6 +178,30 @@ SONG_CASES = [
          None),
     Case("name with path separators and non-ASCII", "song", f"../{NON_ASCII_DIR}/日本 song.wav",
          lambda: wav_bytes(music_like(6.0, seed=4), 22050), None, cli_name=f"{NON_ASCII_DIR}/../日本 é song.wav"),
+    # Headers that lie about the length: the song is read to its real end.
+    Case("VBR mp3 without a Xing header, loud start: header guesses 10.8 s of 60 s (was scored on 10.8 s)", "song",
+         "vbr_no_xing.mp3", lambda: hostile_files.vbr_mp3_without_xing(hostile_files.loud_then_quiet(60.0, 5.0)),
+         None, duration_s=60.0),
+    Case("VBR mp3 without a Xing header, silent start: header guesses over 15 min of 5 min (was refused)", "song",
+         "vbr_no_xing_long.mp3",
+         lambda: hostile_files.vbr_mp3_without_xing(hostile_files.quiet_then_loud(300.0, 3.0), 22050),
+         None, duration_s=300.0),
+    Case("FLAC whose header says 'length unknown', 40 s (was refused as millions of minutes long)", "song",
+         "unknown_length.flac", lambda: hostile_files.flac_of_unknown_length(music_like(40.0, seed=7), 22050),
+         None, duration_s=40.0),
+    Case("FLAC whose header says 'length unknown', 20 min: refused once the reading passes 15 min", "song",
+         "unknown_length_long.flac",
+         lambda: hostile_files.flac_of_unknown_length(np.tile(music_like(60.0, 4000, seed=8), 20), 4000),
+         rf"longer than the limit of {_limit_min:.0f} minutes"),
+    Case("wav whose data size field is 0, 20 s of samples there (was '0.00 s')", "song", "size_0.wav",
+         lambda: hostile_files.wav_with_data_size_0(music_like(20.0, seed=9), 22050), None, duration_s=20.0),
+    # Names are text, never markup or a formula.
+    Case("name that is Markdown: an image from another host", "song", "![t](https://example.invalid/x.png).mp3",
+         lambda: wav_bytes(music_like(6.0, seed=10), 22050, fmt="MP3"), None, cli_name="![t](x.png).mp3"),
+    Case("name that is Markdown bold, on a file that is refused", "song", "**bold**.wav",
+         lambda: _noise(20_000, 11), r"could not be read as audio"),
+    Case("name that is a spreadsheet formula", "song", "=1+2.wav", lambda: wav_bytes(music_like(6.0, seed=12), 22050),
+         None),
 ]
 
 _big_side = 10_000
@@ -189,6 +225,23 @@ FACE_CASES = [
     Case("16-bit png", "face", "deep.png", lambda: _png(_photo().astype(np.uint16) * 257), None),
     Case("name with path separators and non-ASCII", "face", f"../{NON_ASCII_DIR}/日本 photo.png",
          lambda: _png(_photo()), None, cli_name=f"{NON_ASCII_DIR}/../日本 é photo.png"),
+    # Pictures made to stall or fool a decoder.
+    Case("progressive 8000x8000 JPEG, its last scan repeated 700 times (a minute of decoding)", "face", "stall.jpg",
+         lambda: hostile_files.progressive_jpeg(8000, repeat_last_scan=700), r"progressive JPEG of 705 scans"),
+    Case("Radiance HDR with PCD_ at byte 2048 (read as a Photo CD; OpenCV decoded it through a temp file)", "face",
+         "photo_cd.png", hostile_files.radiance_hdr_posing_as_photo_cd, r"not an image"),
+    Case("48x130000 picture (scaled to a width of 0: cv2.resize raised)", "face", "strip.png",
+         lambda: _png(np.full((130000, 48), 90, np.uint8)), r"48x130000 pixels: too long and narrow"),
+    Case("a GIF named .png (not one of the promised formats)", "face", "anim.png", lambda: _gif(_photo()),
+         r"not an image"),
+    Case("a jpg named .png (the format is read from the bytes)", "face", "really_a_jpg.png", lambda: _jpg(_photo()),
+         None),
+    Case("png with a 3-MB text chunk (was called damaged)", "face", "big_text.png",
+         lambda: hostile_files.png_with_large_chunks(_photo()), None),
+    Case("png with a 2-MB ICC profile", "face", "big_icc.png",
+         lambda: hostile_files.png_with_large_chunks(_photo(), text_bytes=0, icc_bytes=2_000_000), None),
+    Case("name with HTML, on a file that is refused", "face", "<img src=x onerror=alert(1)>.png",
+         lambda: _noise(20_000, 13), r"not an image"),
 ]
 CASES = SONG_CASES + FACE_CASES
 # The valid input each page gets after all the hostile ones (the CLI scores it too, to compare).
@@ -279,8 +332,6 @@ def cli_runs(tmp_path_factory) -> dict[str, CliRun]:
 
 
 def _cli_env() -> dict[str, str]:
-    import os
-
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
@@ -293,6 +344,8 @@ def test_cli_gives_a_result_or_one_error_line(case, cli_runs):
         result = run.results[case.cli_path]
         if case.task == "song":
             assert 0 <= result["valence"] <= 1 and 0 <= result["arousal"] <= 1 and result["duration_s"] >= 1
+            if case.duration_s:
+                assert result["duration_s"] == pytest.approx(case.duration_s, abs=0.1)
             _record(case, "cli", _song_summary(result))
         else:
             labels = [f["label"] for f in result["faces"]]
@@ -368,6 +421,8 @@ def test_page_gives_a_result_or_names_the_problem(case, request):
         if case.task == "song":
             (row,) = [r for r in _song_rows(app) if r["file"] == case.upload_name]
             assert 0 <= row["valence"] <= 1 and 0 <= row["arousal"] <= 1 and row["duration_s"] >= 1
+            if case.duration_s:
+                assert row["duration_s"] == pytest.approx(case.duration_s, abs=0.1)
             _record(case, "page", _song_summary(row))
         else:
             labels = _face_labels(app)
@@ -377,13 +432,22 @@ def test_page_gives_a_result_or_names_the_problem(case, request):
                 assert len(labels) == 1, _messages(app)
             _record(case, "page", _face_summary(labels))
     else:
-        mine = [m for m in _messages(app) if m.startswith(f"**{case.upload_name}**: ")]
+        mine = [m for m in _messages(app) if m.startswith(f"{markdown_code(case.upload_name)}: ")]
         assert len(mine) == 1, _messages(app)
-        message = mine[0].removeprefix(f"**{case.upload_name}**: ")
+        message = mine[0].removeprefix(f"{markdown_code(case.upload_name)}: ")
         _record(case, "page", f"error: {message}")
         assert re.search(case.refusal, message), message
         assert not LEAKS.search(message), message
         assert not [r for r in _song_rows(app) if r["file"] == case.upload_name] and not _face_labels(app)
+    _assert_the_name_is_only_text(app, case.upload_name)
+
+
+def _assert_the_name_is_only_text(app, name: str) -> None:
+    """Wherever the page puts the upload's name into Markdown (messages, captions), it is a code
+    span, shown literally; anywhere else it is plain text (st.text, a table cell)."""
+    for kind in ("markdown", "caption", "error", "warning", "info", "success"):
+        for element in app.get(kind):
+            assert name not in str(element.value).replace(markdown_code(name), ""), (kind, element.value)
 
 
 def test_song_page_answers_a_valid_song_after_the_hostile_ones_as_the_cli_does(song_app, cli_runs):
@@ -409,17 +473,86 @@ def test_face_page_answers_a_valid_photo_after_the_hostile_ones_as_the_cli_does(
     _record(control, "cli", _face_summary(expected))
 
 
-# --- the length limit is checked on the header ---------------------------------------------------
+# --- the length limit is checked on the decoded length, and the reading stops there -------------------
 
-def test_a_song_over_the_limit_is_refused_before_its_samples_are_decoded(monkeypatch):
-    import soundfile as sf
+def test_a_song_over_the_limit_is_refused_once_its_decoding_passes_the_limit(monkeypatch):
+    case = next(c for c in SONG_CASES if c.upload_name == "too_long.wav")
+    read, read_block = [], audio._read_block
+    monkeypatch.setattr(audio, "_read_block", lambda f, n: read.append(n) or read_block(f, n))
+    with pytest.raises(InputError, match=case.refusal):
+        audio.load_song_windows(case.data)
+    assert sum(read) <= (audio.MAX_DURATION_S + 1) * 22050 + audio.DECODE_BLOCK_FRAMES
 
-    data = _bytes_for("song", SONG_CASES[7].label)
-    assert "limit + 2 s" in SONG_CASES[7].label
 
-    def no_decoding(*args, **kwargs):
-        raise AssertionError("the samples were decoded")
+# --- nothing is written to disk ------------------------------------------------------------------
 
-    monkeypatch.setattr(sf.SoundFile, "read", no_decoding)
-    with pytest.raises(InputError, match="the limit is 15 minutes"):
-        audio.load_song(data)
+_WRITES = ("created", "modified", "moved", "deleted", "closed")  # watchdog's event types that change a file
+_TEMPDIR_PROBE = re.compile(r"[a-z0-9_]{8}")  # tempfile._get_default_tempdir's names
+
+
+def test_no_hostile_input_makes_anything_write_a_file(tmp_path, monkeypatch):
+    """Every case (songs and pictures) through the workers the pages use and through the CLI, while
+    watchdog (inotify) watches the temp folder they are given, the CLI's working folder and the
+    system temp folder: no file appears, changes or goes. The watch is first shown to see a write:
+    OpenCV decoding a Radiance HDR itself, as the app did before, writes the upload to a temp file."""
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    from core.workers import PictureWorkers, SongFeatureWorkers
+
+    private_tmp, cwd, corpus = tmp_path / "tmp", tmp_path / "cwd", tmp_path / "corpus"
+    for folder in (private_tmp, cwd, corpus / NON_ASCII_DIR):
+        folder.mkdir(parents=True)
+    for name in ("TMPDIR", "TEMP", "TMP", "OPENCV_TEMP_PATH"):  # for the workers and the CLI started below
+        monkeypatch.setenv(name, str(private_tmp))
+    for case in CASES:
+        (corpus / case.cli_path).write_bytes(case.data)
+
+    seen: list[tuple[str, str]] = []
+
+    class Changes(FileSystemEventHandler):
+        def on_any_event(self, event):
+            # In the system temp folder other programs come and go: there only OpenCV's files count.
+            path = Path(event.src_path)
+            ours = any(path.is_relative_to(folder) for folder in (private_tmp, cwd))
+            # Python's tempfile.gettempdir() tries the folder once per process, with 4 bytes in a
+            # file of 8 random letters that it deletes at once; TensorFlow (absl) asks for it as it loads.
+            probe = path.parent == private_tmp and _TEMPDIR_PROBE.fullmatch(path.name)
+            if event.event_type in _WRITES and path not in (private_tmp, cwd) and not probe \
+                    and (ours or "__opencv_temp" in path.name):
+                seen.append((event.event_type, event.src_path))
+
+    def wait_for_events(deadline_s: float) -> None:
+        stop = time.monotonic() + deadline_s
+        while not seen and time.monotonic() < stop:
+            time.sleep(0.05)
+
+    observer = Observer()
+    for folder, recursive in ((private_tmp, True), (cwd, True), (Path(tempfile.gettempdir()), False)):
+        observer.schedule(Changes(), str(folder), recursive=recursive)
+    observer.start()
+    try:
+        songs, pictures = SongFeatureWorkers(1), PictureWorkers(1)
+        try:
+            pictures.run(hostile_files.opencv_decode, hostile_files.radiance_hdr_posing_as_photo_cd())
+            wait_for_events(10)
+            assert any("__opencv_temp" in path for _, path in seen), "the watch did not see OpenCV's temp file"
+            time.sleep(0.5)
+            seen.clear()
+            for case in CASES:
+                try:
+                    (songs.song_features if case.task == "song" else pictures.decode_image)(case.data)
+                except InputError:
+                    pass
+        finally:
+            songs.close()
+            pictures.close()
+        for task in ("song", "face"):
+            paths = [str(corpus / c.cli_path) for c in CASES if c.task == task]
+            subprocess.run([sys.executable, "-m", "core.predict", task, *paths], cwd=cwd, env=_cli_env(),
+                           capture_output=True, timeout=TIMEOUT_S)
+        wait_for_events(1)
+    finally:
+        observer.stop()
+        observer.join()
+    assert not seen, seen
