@@ -158,7 +158,10 @@ def verdict(difference: float, p_adjusted: float, higher_is_better: bool = True,
 
 
 def _signed(value: float, decimals: int, scale: float) -> str:
-    return f"{value * scale:+.{decimals}f}".replace("-", "\u2212")  # a true minus sign
+    text = f"{value * scale:+.{decimals}f}"
+    if float(text) == 0:  # no sign on a value that rounds to zero ("0.00", not "−0.00")
+        text = text[1:]
+    return text.replace("-", "\u2212")  # a true minus sign
 
 
 def p_text(p: float) -> str:

@@ -173,14 +173,34 @@ def fold_values(card: dict, spec: MetricSpec) -> np.ndarray:
 
 
 def _song_metric(spec: MetricSpec):
-    """metric(targets (n, 2), predictions (n, 2)) of one song spec, for the bootstrap over songs."""
+    """metric(targets (n, 2), predictions (n, 2)) of one song spec, for a bootstrap over songs."""
+    if spec.path == ("quadrant_accuracy",):
+        def quadrant_accuracy(true, pred):
+            return float(np.mean(metrics.quadrant(true[:, 0], true[:, 1]) == metrics.quadrant(pred[:, 0], pred[:, 1])))
+        return quadrant_accuracy
+    column = {"valence": 0, "arousal": 1}[spec.path[0]]
+
     def metric(true, pred):
-        return float(_dig(metrics.song_metrics(true, pred), spec.path))
+        return metrics.regression_metrics(true[:, column], pred[:, column])[spec.path[1]]
     return metric
 
 
 def song_comparison(zoo: dict[str, dict], alpha: float = stats.ALPHA, resamples: int = stats.RESAMPLES,
                     seed: int = stats.SEED) -> dict[str, dict]:
+    """{variant: comparison entry} from the song cards: over their cross-validation folds
+    (song_fold_comparison) when the default's card has them, else, for cards of one validation
+    split that hold their validation predictions, a paired bootstrap over those songs
+    (song_split_comparison)."""
+    if DEFAULT not in zoo:
+        raise ValueError(f"the default's card is needed, got {list(zoo)}")
+    if "cross_validation" not in zoo[DEFAULT] and all(
+            "validation_predictions" in card and "validation_targets" in card for card in zoo.values()):
+        return song_split_comparison(zoo, alpha, resamples, seed)
+    return song_fold_comparison(zoo, alpha, resamples, seed)
+
+
+def song_fold_comparison(zoo: dict[str, dict], alpha: float = stats.ALPHA, resamples: int = stats.RESAMPLES,
+                         seed: int = stats.SEED) -> dict[str, dict]:
     """{variant: comparison entry} from the song cards' per-fold metrics (same folds as the default).
 
     The verdict rests on the paired t-test over the folds: each fold's models of the two variants
@@ -189,8 +209,6 @@ def song_comparison(zoo: dict[str, dict], alpha: float = stats.ALPHA, resamples:
     the same songs, a paired bootstrap over songs is added ("over_songs"): it holds the trained
     models fixed, so it is narrower, and is shown for information only.
     """
-    if DEFAULT not in zoo:
-        raise ValueError(f"the default's card is needed, got {list(zoo)}")
     default = zoo[DEFAULT]
     folds = default.get("split", {}).get("fold_song_ids")
     for name, card in zoo.items():
@@ -245,6 +263,49 @@ def _bootstrap_over_songs(card: dict, default: dict, spec: MetricSpec, resamples
     return {**boot["difference"], "resamples": resamples, "seed": seed,
             "note": "paired bootstrap over the songs' pooled out-of-fold predictions (models held fixed): "
                     "for information, not the verdict"}
+
+
+def song_split_comparison(zoo: dict[str, dict], alpha: float = stats.ALPHA, resamples: int = stats.RESAMPLES,
+                          seed: int = stats.SEED) -> dict[str, dict]:
+    """{variant: comparison entry} for song cards of one validation split (no folds): a paired
+    bootstrap over the validation songs of every card's stored predictions, a paired permutation
+    test against the default, Holm over the variants. Every card must hold the same songs."""
+    default = zoo[DEFAULT]
+    targets = np.asarray(default["validation_targets"], dtype=np.float64)
+    songs = default.get("split", {}).get("val_song_ids")
+    for name, card in zoo.items():
+        if card.get("split", {}).get("val_song_ids") != songs or not np.array_equal(
+                np.asarray(card["validation_targets"], dtype=np.float64), targets):
+            raise ValueError(f"the song variant {name!r} was not validated on the default's songs: retrain the zoo")
+    predicted = {name: np.asarray(card["validation_predictions"], dtype=np.float64) for name, card in zoo.items()}
+    others = [name for name in zoo if name != DEFAULT]
+    per_metric = {}
+    for spec in SONG_METRICS:
+        metric = _song_metric(spec)
+        boot = {name: stats.paired_bootstrap(metric, targets, predicted[name], predicted[DEFAULT], resamples, seed)
+                for name in zoo}
+        p = {name: stats.paired_permutation_test(metric, targets, predicted[name], predicted[DEFAULT], resamples, seed)
+             for name in others}
+        p_holm = dict(zip(others, stats.holm([p[n] for n in others]))) if others else {}
+        per_metric[spec.key] = (spec, boot, p, p_holm)
+    method = (f"One validation split, no cross-validation folds in these cards: a paired bootstrap over the "
+              f"{len(targets)} validation songs ({resamples} resamples, seed {seed}, percentile intervals; every "
+              "model resampled on the same songs) and a paired permutation test against the default; p-values "
+              f"Holm-adjusted over the {len(others)} variants, per metric; verdict at alpha {alpha}. The models "
+              "are held fixed, so the intervals leave out the variation between retrainings.")
+    result = {}
+    for name in zoo:
+        entries = {}
+        for key, (spec, boot, p, p_holm) in per_metric.items():
+            difference = None if name == DEFAULT else boot[name]["difference"]
+            test = None if name == DEFAULT else f"paired permutation test ({resamples} permutations)"
+            entries[key] = _metric_entry(spec, boot[name]["a"], difference, test, p.get(name), p_holm.get(name),
+                                         name, alpha)
+        result[name] = {"against": DEFAULT, "data": f"one validation split of {len(targets)} songs", "n": len(targets),
+                        "method": method, "confidence": stats.CONFIDENCE, "alpha": alpha, "resamples": resamples,
+                        "seed": seed, "command": "python -m core.variant_stats song", "metrics": entries,
+                        "seeds": _seeds_note(zoo, "song")}
+    return result
 
 
 # --- the cards ----------------------------------------------------------------------------------

@@ -154,3 +154,5 @@ def test_the_sentence_is_made_from_the_numbers():
                             decimals=1, scale=100, unit=" points")
     assert points == ("dropout_0.0: accuracy \u22121.2 points (95% interval \u22122.0 to \u22120.5, "
                       "Holm p < 0.001): worse")
+    assert stats.sentence("x", "arousal r", -0.001, -0.05, 0.004, stats.NO_DIFFERENCE) == \
+        "x: arousal r 0.00 (95% interval \u22120.05 to 0.00): no detectable difference"

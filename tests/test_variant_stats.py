@@ -95,6 +95,32 @@ def test_song_comparison_adds_a_bootstrap_over_songs_where_the_cards_hold_predic
     assert over_songs["low"] > 0.1 and over_songs["resamples"] == 200
 
 
+def test_song_cards_of_one_split_are_compared_by_a_bootstrap_over_their_validation_songs():
+    rng = np.random.default_rng(12)
+    targets = rng.uniform(0, 1, (150, 2))
+    default = targets + rng.normal(0, 0.25, (150, 2))
+    noise = default + rng.normal(0, 0.02, (150, 2))
+    planted = targets + rng.normal(0, 0.08, (150, 2))  # a far better model
+    songs = [f"s{i}" for i in range(150)]
+
+    def card(name, predictions):
+        return {"name": name, "training": {"seed": 7}, "split": {"val_song_ids": songs},
+                "validation_predictions": predictions.tolist(), "validation_targets": targets.tolist()}
+
+    zoo = {DEFAULT: card(DEFAULT, default), "noise": card("noise", noise), "planted": card("planted", planted)}
+    result = variant_stats.song_comparison(zoo, resamples=300)
+    assert result["noise"]["metrics"]["valence_r"]["verdict"] == stats.NO_DIFFERENCE
+    assert result["planted"]["metrics"]["valence_r"]["verdict"] == stats.BETTER
+    assert result["planted"]["metrics"]["valence_ccc"]["verdict"] == stats.BETTER
+    assert "One validation split" in result["planted"]["method"]
+    entry = result["planted"]["metrics"]["quadrant_accuracy"]
+    q = lambda y: metrics.quadrant(y[:, 0], y[:, 1])
+    assert entry["value"] == pytest.approx(np.mean(q(planted) == q(targets)))
+    zoo["noise"]["split"] = {"val_song_ids": songs[::-1]}
+    with pytest.raises(ValueError, match="'noise' was not validated on the default's songs"):
+        variant_stats.song_comparison(zoo, resamples=10)
+
+
 def test_song_comparison_refuses_cards_without_folds_or_on_other_folds():
     folds = [[f"s{k}"] for k in range(5)]
     zoo = {DEFAULT: _song_card(DEFAULT, np.full(5, 0.6), folds), "other": _song_card("other", np.full(5, 0.6), folds[::-1])}
