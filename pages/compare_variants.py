@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import audio, compare, faces, plots, variant_stats
+from core import audio, compare, faces, plots, saliency, variant_stats
 from core.datasets import EXPRESSIONS
 from core.errors import InputError
 from core.literal_text import markdown_code
@@ -69,9 +69,10 @@ def variants_table(rows: list[dict]) -> None:
                               "parameters": st.column_config.NumberColumn(format="localized"),
                               "latency (ms)": st.column_config.NumberColumn(
                                   "latency on training machine (ms)", format="%.1f")})
-    st.caption(f"★ the default (the model the {task} page uses). Metrics with their 95% interval "
-               + ("on PublicTest (a bootstrap over its faces)" if task == "face"
-                  else "over the cross-validation folds (mean and t-interval)")
+    comparison = zoo[DEFAULT].get(variant_stats.COMPARISON)
+    st.caption(f"★ the default (the model the {task} page uses). "
+               + (f"Metrics with their 95% interval ({comparison['data']}, n = {comparison['n']})"
+                  if comparison else "Metrics on the validation split in each card")
                + f"; latency: one input, measured on the machine that trained it "
                f"({rows[0]['latency measured on']}). Click a row for its details.")
     for i in picked.selection.rows:
@@ -161,6 +162,12 @@ def show_faces(source, results: dict) -> None:
              caption=f"{len(source.found)} face(s); labels from {next(iter(results))}", width=480)
     for i in range(len(source.found)):
         st.plotly_chart(plots.variants_probabilities(results, i, f"Face {i + 1}"), key=f"variant_probs_{i}")
+        if st.toggle(f"Face {i + 1}: where each variant looks", key=f"variant_looks_{i}"):
+            for column, (name, found) in zip(st.columns(len(results)), results.items()):
+                column.image(saliency.face_overlay(runners[name], source.crops[i], found[i]["label"]),
+                             caption=f"{name}: {found[i]['label']}", width="stretch")
+            st.caption("Grad-CAM on each variant's last convolution block, for the label it gives; red: "
+                       "what raised that label's score most.")
 
 
 def your_input_results() -> None:
