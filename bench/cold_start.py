@@ -1,0 +1,102 @@
+"""From a fresh server to a usable page, in a real browser.
+
+    .venv/bin/python bench/cold_start.py [--pages song_mood,compare_variants] [--runs 1]
+
+For each page and run: start `streamlit run streamlit_app.py` on a free localhost port (a fresh
+process: nothing loaded), open the page in Debian's Chromium at once, and time
+- "server up": `/_stcore/health` answers;
+- "title": the page's title is drawn (from the start of the server);
+- "usable": the page's uploader is in the page (on the Face page behind its Photo tab) and the script run has finished (a person can pick a file
+  and it is analysed at once: the models have loaded);
+- "first result": a generated 8-s song (Song page) or grey photo (Face page) uploaded then, until its
+  result is on the page.
+The Compare page's "usable" is its variants' table drawn. Goal (issue "Live"): usable within 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import music_like, wav_bytes  # noqa: E402
+from tests.live_server import LiveServer  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT_MS = 180_000
+USABLE = {
+    "song_mood": '[data-testid="stFileUploader"]',
+    "face_expression": '[data-testid="stFileUploader"]',
+    "compare_variants": '[data-testid="stDataFrame"]',
+}
+# The song on the map; for the grey photo (no face in it), the page's answer: its picture or its warning.
+RESULT = {"song_mood": '[data-testid="stPlotlyChart"]',
+          "face_expression": '[data-testid="stImage"], [data-testid="stAlertContentWarning"]'}
+
+
+def _idle(page) -> None:
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState === 'notRunning'",
+        timeout=TIMEOUT_MS)
+
+
+def one_run(browser, page_name: str, folder: Path) -> dict:
+    started = time.monotonic()
+    with LiveServer(folder / f"{page_name}.log") as server:
+        up = time.monotonic() - started
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{server.url}/{page_name}")
+        page.locator("h1").first.wait_for(state="visible", timeout=TIMEOUT_MS)
+        title = time.monotonic() - started
+        page.locator(USABLE[page_name]).first.wait_for(state="attached", timeout=TIMEOUT_MS)
+        _idle(page)
+        usable = time.monotonic() - started
+        result = None
+        if page_name in RESULT:
+            path = folder / ("song.wav" if page_name == "song_mood" else "photo.png")
+            if page_name == "song_mood":
+                path.write_bytes(wav_bytes(music_like(8.0), 22050))
+            else:
+                import cv2
+                import numpy as np
+
+                cv2.imwrite(str(path), np.full((240, 320, 3), 128, np.uint8))
+            t = time.monotonic()
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(path))
+            page.locator(RESULT[page_name]).first.wait_for(state="visible", timeout=TIMEOUT_MS)
+            _idle(page)
+            result = time.monotonic() - t
+        page.close()
+    return {"page": page_name, "server up s": up, "title s": title, "usable s": usable, "first result s": result}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", default="song_mood,face_expression,compare_variants")
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        for _ in range(args.runs):
+            for name in args.pages.split(","):
+                rows.append(one_run(browser, name, Path(tmp)))
+        browser.close()
+    print("| page | server up s | title s | usable s | first result s (after usable) | goal usable <= 10 s |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        first = "" if r["first result s"] is None else f"{r['first result s']:.1f}"
+        print(f"| {r['page']} | {r['server up s']:.1f} | {r['title s']:.1f} | {r['usable s']:.1f} | {first} | "
+              f"{'met' if r['usable s'] <= 10 else 'NOT met'} |")
+
+
+if __name__ == "__main__":
+    main()
