@@ -1,0 +1,270 @@
+"""What the Face page runs: several face CNNs of the zoo, each on the face and on its mirror image,
+their probabilities averaged.
+
+    python -m core.face_ensemble measure --data FILE.npz
+        every zoo model alone, with the mirror average, and every ensemble of them (with and
+        without mirror) on PublicTest (usage 1): one JSON line each, best accuracy first.
+    python -m core.face_ensemble card --data FILE.npz --members default,dropout_0.0 [--no-mirror]
+        writes models/face/ensemble.json: the members with their SHA-256, the mirror average, the
+        PublicTest metrics of exactly what `FaceEnsemble` computes, and the latency here.
+
+The ensemble's card is read by `FaceEnsemble.load`, which refuses a member whose file is not the
+one the card measured. `python -m core.evaluate face --data FILE` (no --model) scores this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from core import cards, datasets, faces, metrics
+from core.datasets import EXPRESSIONS
+from core.errors import ModelFileError
+from core.predict import ModelRunner
+from core.variants import ZOO, model_path
+
+ENSEMBLE_CARD = cards.MODELS_DIR / "face" / "ensemble.json"
+BATCH = 256  # faces per call when scoring a data set
+
+
+def mirrored(x: np.ndarray) -> np.ndarray:
+    """Faces (n, h, w, c) mirrored left to right."""
+    return np.ascontiguousarray(x[:, :, ::-1, :])
+
+
+class FaceEnsemble:
+    """Members' probabilities averaged, each member optionally averaged over the face and its mirror
+    image. Called like a `ModelRunner`: (n, 48, 48, 1) float32 0..255 -> (n, 7) probabilities, one
+    traced call per member (the faces and their mirrors in one batch)."""
+
+    def __init__(self, members: dict[str, ModelRunner], mirror: bool = True, card: dict | None = None):
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members, self.mirror = dict(members), bool(mirror)
+        self.card = card if card is not None else {"members": [{"name": n} for n in members],
+                                                   "mirror_average": self.mirror}
+
+    @classmethod
+    def load(cls, card_path: Path = ENSEMBLE_CARD) -> "FaceEnsemble":
+        """The ensemble its card describes; each member is checked against its own card (its SHA-256)
+        and against the ensemble's card, so a retrained member is refused until the ensemble's card
+        is written again (its metrics were measured on the old file)."""
+        card_path = Path(card_path)
+        try:
+            card = json.loads(card_path.read_text())
+        except FileNotFoundError:
+            raise ModelFileError(f"The ensemble card {card_path} is missing: write it with "
+                                 "`python -m core.face_ensemble card`.")
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ModelFileError(f"The ensemble card {card_path} is not valid JSON ({e}).")
+        members = {}
+        for member in card["members"]:
+            path = card_path.parent / member["file"]
+            runner = ModelRunner.load(path)
+            if runner.card["model_file"]["sha256"] != member["sha256"]:
+                raise ModelFileError(f"The model file {path} is not the one the ensemble card {card_path} "
+                                     "measured: write the card again with `python -m core.face_ensemble card`.")
+            members[member["name"]] = runner
+        return cls(members, card["mirror_average"], card)
+
+    def member_probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Each member's probabilities (mirror-averaged if the ensemble mirrors) -> (members, n, 7)."""
+        x = np.asarray(x, dtype=np.float32)
+        batch = np.concatenate([x, mirrored(x)]) if self.mirror else x
+        passes = 2 if self.mirror else 1
+        return np.stack([runner(batch).reshape(passes, len(x), -1).mean(axis=0) for runner in self.members.values()])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.member_probabilities(x).mean(axis=0)
+
+
+# --- measuring on PublicTest --------------------------------------------------------------------
+
+def public_test(data_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """PublicTest (usage 1) faces (n, 48, 48, 1) float32 and labels (n,)."""
+    data = datasets.load_fer(data_path)
+    rows = data.usage == datasets.FER_PUBLIC_TEST
+    if not rows.any():
+        raise ValueError(f"{data_path} has no PublicTest (usage 1) rows")
+    return data.pixels[rows][..., None].astype(np.float32), data.label[rows].astype(int)
+
+
+def batched(scorer, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    return np.concatenate([scorer(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def zoo_probabilities(x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """Each zoo model's probabilities on the faces as seen and mirrored -> {name: (2, n, 7)}."""
+    out = {}
+    for name in names:
+        runner = ModelRunner.load(model_path("face", name))
+        out[name] = np.stack([batched(runner, x), batched(runner, mirrored(x))])
+    return out
+
+
+def summary(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    m = metrics.classification_metrics(labels, probabilities, EXPRESSIONS)
+    return {k: m[k] for k in ("accuracy", "macro_f1", "per_class_recall")}
+
+
+def measure_all(labels: np.ndarray, probabilities: dict[str, np.ndarray]) -> list[dict]:
+    """Every non-empty set of models, with and without the mirror average -> rows, best first.
+
+    Each row also carries its accuracy on the even and the odd PublicTest rows, so that a choice
+    made on one half can be read on the other."""
+    rows = []
+    halves = {"even": np.arange(len(labels)) % 2 == 0, "odd": np.arange(len(labels)) % 2 == 1}
+    names = list(probabilities)
+    for k in range(1, len(names) + 1):
+        for members in itertools.combinations(names, k):
+            for mirror in (False, True):
+                p = np.mean([probabilities[n][:2 if mirror else 1].mean(axis=0) for n in members], axis=0)
+                row = {"members": list(members), "mirror_average": mirror, **summary(labels, p)}
+                row["accuracy_half"] = {h: float(np.mean(p[r].argmax(1) == labels[r])) for h, r in halves.items()}
+                rows.append(row)
+    return sorted(rows, key=lambda r: -r["accuracy"])
+
+
+def selection_check(labels: np.ndarray, probabilities: dict[str, np.ndarray], members: list[str],
+                    mirror: bool) -> dict:
+    """How far a choice made on PublicTest flatters its PublicTest score: the chosen set's rank among
+    every set `measure_all` tries, and, choosing the best set on one half of PublicTest (even or odd
+    rows), what that choice scores on the other half."""
+    rows = measure_all(labels, probabilities)
+    rank = next(i for i, r in enumerate(rows, 1) if sorted(r["members"]) == sorted(members)
+                and r["mirror_average"] == mirror)
+    halves = {}
+    for chosen_on, scored_on in (("even", "odd"), ("odd", "even")):
+        best = max(rows, key=lambda r: r["accuracy_half"][chosen_on])
+        halves[f"chosen_on_{chosen_on}_rows"] = {
+            "members": best["members"], "mirror_average": best["mirror_average"],
+            f"accuracy_on_{chosen_on}_rows": best["accuracy_half"][chosen_on],
+            f"accuracy_on_{scored_on}_rows": best["accuracy_half"][scored_on]}
+    return {"rule": "the set of zoo models, with or without the mirror average, of best PublicTest accuracy",
+            "rank_by_accuracy": rank, "sets_tried": len(rows), **halves}
+
+
+# --- latency ------------------------------------------------------------------------------------
+
+def one_face_frame(face: np.ndarray, side_px: int = 100) -> np.ndarray:
+    """A grey 640x480 BGR frame with one 48x48 grey face pasted, upscaled, near its top left."""
+    import cv2
+
+    canvas = np.full((480, 640, 3), 128, np.uint8)
+    canvas[20:20 + side_px, 20:20 + side_px] = cv2.cvtColor(
+        cv2.resize(face, (side_px, side_px), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
+    return canvas
+
+
+def frame_latency_ms(scorer, frame: np.ndarray, repeats: int = 50) -> dict:
+    """Median times on one frame: face detection, and crop + scoring of the faces found (after a
+    warm-up call), and the frames per second of the two together."""
+    found = faces.detect_faces(frame)
+    scorer(faces.crop_faces(frame, found))
+
+    def median_ms(fn) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1000
+
+    detect = median_ms(lambda: faces.detect_faces(frame))
+    score = median_ms(lambda: scorer(faces.crop_faces(frame, found)))
+    return {"faces_found": len(found), "detection_ms": round(detect, 2), "crop_and_score_ms": round(score, 2),
+            "frames_per_s": round(1000 / (detect + score), 1), "repeats": repeats}
+
+
+def one_detectable_face(pixels: np.ndarray) -> np.ndarray:
+    """The first of these 48x48 faces that the detector finds once in `one_face_frame`."""
+    for face in pixels:
+        if len(faces.detect_faces(one_face_frame(face))) == 1:
+            return face
+    raise ValueError("the detector finds none of these faces")
+
+
+# --- the card -----------------------------------------------------------------------------------
+
+def write_card(data_path: Path, members: list[str], mirror: bool, out: Path = ENSEMBLE_CARD,
+               repeats: int = 50) -> dict:
+    """Measure the ensemble on PublicTest through `FaceEnsemble` itself, time it on a frame with one
+    face, and write its card (JSON) to `out`."""
+    unknown = [m for m in members if m not in ZOO["face"]]
+    if unknown:
+        raise ValueError(f"no face variant(s) {unknown}; the zoo has {list(ZOO['face'])}")
+    member_cards = {m: cards.read_card(model_path("face", m)) for m in members}
+    ensemble = FaceEnsemble({m: ModelRunner.load(model_path("face", m)) for m in members}, mirror)
+    x, labels = public_test(data_path)
+    validation = metrics.classification_metrics(labels, batched(ensemble, x), EXPRESSIONS)
+    selection = selection_check(labels, zoo_probabilities(x, list(ZOO["face"])), members, mirror)
+    data = datasets.load_fer(data_path)
+    frame = one_face_frame(one_detectable_face(data.pixels[data.usage == datasets.FER_PUBLIC_TEST][:200]))
+    latency = {**frame_latency_ms(ensemble, frame, repeats), "machine": cards.machine_description(),
+               "load_average_1min": round(os.getloadavg()[0], 2),
+               "frame": "640x480 grey, one PublicTest face upscaled to 100 px"}
+    card = {
+        "task": "face", "name": "ensemble", "kind": "ensemble",
+        "members": [{"name": m, "file": model_path("face", m).name,
+                     "sha256": member_cards[m]["model_file"]["sha256"],
+                     "size_bytes": member_cards[m]["model_file"]["size_bytes"],
+                     "parameters": member_cards[m]["parameters"],
+                     "public_test_accuracy_alone": member_cards[m]["validation"]["accuracy"]} for m in members],
+        "mirror_average": mirror,
+        "combination": "mean of the members' probabilities, each member's the mean over the face and "
+                       "its mirror image" if mirror else "mean of the members' probabilities",
+        "parameters": int(sum(c["parameters"] for c in member_cards.values())),
+        "size_bytes": int(sum(c["model_file"]["size_bytes"] for c in member_cards.values())),
+        "data": {"file": str(data_path), "content_sha256": data.fingerprint()},
+        "split": {"validation": "usage 1 (PublicTest)", "n_val": int(len(labels)),
+                  "n_train": member_cards[members[0]]["split"]["n_train"],
+                  "train": member_cards[members[0]]["split"]["train"]},
+        "validation": validation,
+        "selection": selection,
+        "latency": latency,
+        "command": "python -m core.face_ensemble card --data " + str(data_path) + " --members "
+                   + ",".join(members) + ("" if mirror else " --no-mirror"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    Path(out).write_text(json.dumps(card, indent=1) + "\n")
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.face_ensemble", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["measure", "card"])
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--members", default=",".join(ZOO["face"]), help="card: comma-separated zoo names")
+    parser.add_argument("--no-mirror", action="store_true", help="card: no mirror average")
+    parser.add_argument("--out", type=Path, default=ENSEMBLE_CARD, help="card: where to write it")
+    parser.add_argument("--repeats", type=int, default=50, help="card: timing repeats")
+    args = parser.parse_args(argv)
+    members = [m for m in args.members.split(",") if m]
+    try:
+        if args.action == "measure":
+            x, labels = public_test(args.data)
+            for row in measure_all(labels, zoo_probabilities(x, members)):
+                print(json.dumps(row), flush=True)
+        else:
+            card = write_card(args.data, members, not args.no_mirror, args.out, args.repeats)
+            print(json.dumps({k: card[k] for k in ("members", "mirror_average", "latency")}
+                             | {"accuracy": card["validation"]["accuracy"],
+                                "macro_f1": card["validation"]["macro_f1"]}))
+    except (ModelFileError, OSError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
