@@ -1,0 +1,75 @@
+"""Live webcam video on the Face page, through streamlit-webrtc.
+
+The browser sends its camera over WebRTC to this server; every frame goes through
+`core.live.LiveFaces.process` (faces found, scored, smoothed, drawn) on streamlit-webrtc's own
+thread and comes back to the browser with its boxes and labels. With `async_processing` a frame
+that arrives while another is processed replaces the one waiting: frames are dropped, never queued.
+
+No ICE (STUN/TURN) servers are configured: nothing leaves this server, and a browser on the same
+machine or network connects directly. A deployment reached over the internet needs a TURN server
+(streamlit-webrtc issues #1213 and #1226): pass it in `RTC_CONFIGURATION`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import plots
+from core.live import LiveFaces, png_bytes
+
+RTC_CONFIGURATION = {"iceServers": []}
+MEDIA = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 20}}, "audio": False}
+
+
+def _session_live_faces(score) -> LiveFaces:
+    """This session's frames' state (its timeline survives reruns of the page, not the session)."""
+    if "live_faces" not in st.session_state:
+        st.session_state["live_faces"] = LiveFaces(score)
+    return st.session_state["live_faces"]
+
+
+def live_mode(score) -> None:
+    """The live video, its rolling chart, the snapshot button and the session's summary."""
+    import av
+    from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+    live = _session_live_faces(score)
+
+    def on_frame(frame: av.VideoFrame) -> av.VideoFrame:
+        return av.VideoFrame.from_ndarray(live.process(frame.to_ndarray(format="bgr24")), format="bgr24")
+
+    st.caption("Press **Start** and allow the camera. Boxes and labels follow every frame; the chart "
+               "shows face 1 (the leftmost) over the last 30 s, smoothed over half a second.")
+    context = webrtc_streamer(key="live-faces", mode=WebRtcMode.SENDRECV, rtc_configuration=RTC_CONFIGURATION,
+                              server_rtc_configuration=RTC_CONFIGURATION, media_stream_constraints=MEDIA,
+                              video_frame_callback=on_frame, async_processing=True)
+    _timeline(live, bool(context.state.playing))
+
+
+@st.fragment(run_every=1.0)
+def _timeline(live: LiveFaces, playing: bool) -> None:
+    """Redrawn every second on its own (the rest of the page does not rerun)."""
+    times, probabilities = live.timeline.recent()
+    if not playing and not len(times):
+        st.info("Start the video: the chart of the last 30 seconds fills as frames come in.")
+    st.plotly_chart(plots.expression_timeline(times, probabilities), key="live_timeline")
+    left, right = st.columns(2)
+    if left.button("Keep this moment", icon=":material/photo_camera:", disabled=live.snapshot() is None):
+        kept = live.snapshot()
+        st.session_state.setdefault("live_snapshots", []).append(kept)
+    snapshots = st.session_state.get("live_snapshots", [])
+    summary = live.timeline.summary()
+    right.download_button("Download the session's summary (CSV)", live.timeline.summary_csv(),
+                          "moodlens_live_summary.csv", "text/csv", on_click="ignore",
+                          disabled=live.timeline.frames == 0)
+    if live.timeline.frames:
+        st.dataframe(pd.DataFrame({"expression": list(summary), "share of time": list(summary.values())}),
+                     hide_index=True, column_config={"share of time": st.column_config.ProgressColumn(
+                         format="percent", min_value=0.0, max_value=1.0)})
+    for i, (image, frame) in enumerate(reversed(snapshots)):
+        n = len(snapshots) - i
+        st.image(image, caption=f"Moment {n}: " + (", ".join(f"{k + 1}: {label}" for k, label in
+                                                           enumerate(frame.labels)) or "no face"))
+        st.download_button(f"Download moment {n} (PNG)", png_bytes(image), f"moodlens_moment_{n}.png",
+                           "image/png", on_click="ignore", key=f"moment_{n}")
