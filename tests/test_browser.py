@@ -497,3 +497,44 @@ def _compare_on_own_input(page, task: str, song_file: Path, face_pictures) -> No
         assert "face(s); labels from" in main.locator('[data-testid="stImage"]').first.inner_text()
     # The pooling layer's input and output for this input, per variant with a pooling layer.
     assert main.get_by_text("Just before and after the first pooling layer").count() == 1
+
+
+def test_file_names_are_shown_as_text_and_nothing_leaves_localhost(visit, server):
+    """Names that are Markdown, HTML, LaTeX or a formula: in the message, the map, the table, the
+    Listen list and the CSV they are the name's characters, no element is made from them, and the
+    browser asks nothing of the host they name."""
+    image_name = "![t](https://example.invalid/x.png).mp3"  # refused: its name goes into the message
+    bold_name = "**bold** <b>b</b>.wav"
+    formula_name = "=1+2 $x^2$ :red[r] <img src=https://example.invalid/y.png>.wav"
+    songs = [{"name": name, "mimeType": "audio/wav", "buffer": wav_bytes(music_like(6.0, seed=seed), 22050)}
+             for seed, name in enumerate((bold_name, formula_name))]
+    refused = {"name": image_name, "mimeType": "audio/mpeg", "buffer": np.random.default_rng(0).bytes(20_000)}
+    page = open_page(visit, server, "song_mood", "Song mood")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(files=[refused, *songs])
+    main = page.locator('[data-testid="stMain"]')
+    mood_map = main.locator('[data-testid="stPlotlyChart"]').filter(has_text="Mood map")
+    main.locator('[data-testid="stAlertContentError"]').wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    mood_map.locator(".scatterlayer .point").nth(1).wait_for(state="attached", timeout=RESULT_TIMEOUT_MS)
+    wait_until_idle(page, timeout_ms=RESULT_TIMEOUT_MS)
+
+    (error,) = error_texts(page)
+    assert error.startswith(f"{image_name}: This file could not be read as audio"), error
+    texts = chart_texts(mood_map)
+    assert bold_name in texts and formula_name in texts, texts  # the labelled points and the legend
+    main.locator('[data-testid="stDataFrame"] [role="gridcell"]').filter(has_text=formula_name).first.wait_for(
+        state="attached", timeout=RESULT_TIMEOUT_MS)  # the grid's accessible cells are hidden
+    cells = grid_cells(page)
+    assert bold_name in cells and formula_name in cells, cells
+    main.get_by_text("Listen", exact=True).click()
+    main.locator('[data-testid="stText"]').nth(2).wait_for(state="visible")
+    assert main.locator('[data-testid="stText"]').all_inner_texts() == [image_name, bold_name, formula_name]
+    # No element made from a name: no picture from the named host, no bold, no LaTeX, no colour.
+    assert page.locator('img[src*="example.invalid"]').count() == 0
+    assert main.locator("strong, b, em, a").filter(has_text=re.compile(r"^(bold|b|t)$")).count() == 0
+    assert main.locator(".katex").count() == 0 and main.locator("span", has_text=re.compile(r"^r$")).count() == 0
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the results (CSV)").click()
+    rows = Path(download.value.path()).read_text().splitlines()[1:]
+    assert sorted(row.rsplit(",", 5)[0] for row in rows) == sorted([bold_name, "'" + formula_name])
+    assert_healthy(visit)  # and no request left localhost (the guard counts every one it refused)
+    screenshot(page, "song_mood_markup_names")
