@@ -169,3 +169,24 @@ def test_song_workers_that_cannot_start_give_a_clear_message(monkeypatch):
         assert not app.file_uploader
     finally:
         loaded_models._song_feature_workers.clear()  # the next page starts real workers
+
+
+def test_face_page_decodes_a_picture_once_in_a_worker_and_a_refused_one_once(monkeypatch):
+    from core.workers import PictureWorkers
+
+    decoded = []
+    decode = PictureWorkers.decode_image
+    monkeypatch.setattr(PictureWorkers, "decode_image", lambda self, data: decoded.append(len(data)) or decode(self, data))
+    app = _page("pages/face_expression.py")
+    wall = cv2.imencode(".jpg", np.full((200, 200, 3), 180, np.uint8))[1].tobytes()
+    app.file_uploader[0].set_value(("wall.jpg", wall, "image/jpeg")).run()
+    app.checkbox[0].check().run()  # the whole picture as one face: scored again, not decoded again
+    app.session_state["face_card"] = True
+    app.run()
+    assert not app.exception and decoded == [len(wall)]
+    strip = cv2.imencode(".png", np.full((130000, 48), 90, np.uint8))[1].tobytes()  # refused in the worker
+    app.file_uploader[0].set_value(("strip.png", strip, "image/png")).run()
+    app.run()
+    app.run()
+    assert not app.exception and decoded == [len(wall), len(strip)], "a refused picture was decoded again"
+    assert app.error[0].value.startswith("` strip.png `: The picture is 48x130000 pixels: too long and narrow")
