@@ -19,6 +19,7 @@ from core.errors import InputError
 from core.predict import ModelRunner, predict_song
 from core.workers import PictureWorkers, SongFeatureWorkers, WorkerDied, WorkersFailed
 from tests.conftest import ROOT, music_like, wav_bytes
+from tests.hostile_files import progressive_jpeg, radiance_hdr_posing_as_photo_cd
 
 
 @pytest.fixture(scope="module")
@@ -169,19 +170,6 @@ def _png(image: np.ndarray) -> bytes:
     return cv2.imencode(".png", image)[1].tobytes()
 
 
-def _progressive_jpeg(side_px: int, repeat_last_scan: int = 1) -> bytes:
-    """A progressive grey JPEG from Pillow, its last scan (last FF DA to the end marker) repeated."""
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("L", (side_px, side_px), 128).save(buffer, "JPEG", progressive=True)
-    data = buffer.getvalue()
-    last, end = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
-    return data[:last] + data[last:end] * repeat_last_scan + data[end:]
-
-
 @pytest.fixture(scope="module")
 def picture_workers():
     pool = PictureWorkers(2)
@@ -193,13 +181,13 @@ def test_a_picture_from_a_worker_is_the_picture_decoded_here(picture_workers):
     from core import faces
 
     rng = np.random.default_rng(0)
-    for data in (_png(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)), _progressive_jpeg(3000)):
+    for data in (_png(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)), progressive_jpeg(3000)):
         np.testing.assert_array_equal(picture_workers.decode_image(data), faces.decode_image(data))
 
 
 @pytest.mark.parametrize("data, message", [
     (b"", "The file is empty"),
-    (b"#?RADIANCE\n" + bytes(2037) + b"PCD_" + bytes(100), "not an image"),
+    (radiance_hdr_posing_as_photo_cd(), "not an image"),
     (_png(np.zeros((1, 1, 3), np.uint8)), "only 1x1 pixels"),
 ], ids=["empty", "radiance-hdr", "1x1"])
 def test_a_picture_refused_in_a_worker_keeps_its_message(picture_workers, data, message):
@@ -223,7 +211,7 @@ def test_a_picture_worker_cannot_grow_past_its_memory_limit_and_carries_on(pictu
 def test_a_picture_that_stalls_its_decoder_is_stopped_and_holds_up_no_one_else():
     from core import faces
 
-    slow = _progressive_jpeg(8000, repeat_last_scan=faces.MAX_JPEG_SCANS - 10)  # under the scan limit
+    slow = progressive_jpeg(8000, repeat_last_scan=faces.MAX_JPEG_SCANS - 10)  # under the scan limit
     pool = PictureWorkers(2, timeout_s=1.0)
     try:
         with ThreadPoolExecutor(1) as other:
