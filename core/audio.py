@@ -561,8 +561,8 @@ def load_mono(data: bytes, sample_rate_hz: int) -> Song:
     """Bytes -> the song as (n,) float32 mono at `sample_rate_hz` (channel mean, then soxr HQ, the
     resampling of librosa.load(sr=sample_rate_hz)), checked as `load_song` checks it.
 
-    Decoded in blocks, so memory holds one block of the file's channels at a time, and a file that
-    decodes past the length limit (its header said less) is refused as soon as it does.
+    Decoded in blocks (`_decoded_here`: to the stream's end, refused as soon as it passes the length
+    limit), so memory holds one block of the file's channels at a time.
     Raises InputError with a message for a person when the bytes are not a usable song.
     """
     with _one_blas_thread(), _open_audio(data) as f:
@@ -572,8 +572,6 @@ def load_mono(data: bytes, sample_rate_hz: int) -> Song:
         for block in _decoded_here(f):
             mono = to_mono(block)
             n_in += len(mono)
-            if n_in > (MAX_DURATION_S + 1) * f.samplerate:
-                raise _too_long(n_in / f.samplerate)
             if len(mono):
                 peak = float(np.maximum(peak, np.max(np.abs(mono))))  # NaN stays NaN
             if peak <= MAX_PEAK:  # False for NaN: a song that will be refused needs no resampling

@@ -37,12 +37,36 @@ def _mood_map_layout(title: str) -> dict:
         legend=dict(orientation="h", y=-0.15))
 
 
-def mood_map(results: list[dict], title: str = "Mood map (Russell's circumplex)") -> go.Figure:
-    """Each song a labelled point at its mean (valence, arousal) and a line through its windows.
+def mood_map_range(results: list[dict], margin: float = 0.06, min_span: float = 0.3) -> tuple[list, list]:
+    """The square part of the map that holds every song's point, path and fold points, with a
+    margin, and always the quadrant lines (0.5 on both axes) -> ([x0, x1], [y0, y1]) within 0..1."""
+    xs, ys = [QUADRANT_THRESHOLD], [QUADRANT_THRESHOLD]
+    for result in results:
+        points = [(result["valence"], result["arousal"])] + [(w["valence"], w["arousal"]) for w in result["windows"]]
+        points += [tuple(p) for p in result.get("folds", {}).get("points", [])]
+        xs += [p[0] for p in points]
+        ys += [p[1] for p in points]
+    span = max(max(xs) - min(xs), max(ys) - min(ys), min_span) + 2 * margin
+    span = min(span, 1.0)
 
-    results: dicts as `core.predict.predict_song` returns them. Built from plain dicts without
-    plotly's property validation (a tenth of the time; the page builds it on every rerun), so
-    every key here is spelled in full, as plotly's own JSON has it.
+    def axis(values):
+        centre = (max(values) + min(values)) / 2
+        low = min(max(centre - span / 2, 0.0), 1.0 - span)
+        return [round(low, 4), round(low + span, 4)]
+
+    return axis(xs), axis(ys)
+
+
+def mood_map(results: list[dict], title: str = "Mood map (Russell's circumplex)", zoom: bool = False) -> go.Figure:
+    """Each song a labelled point at its mean (valence, arousal) and a line through its windows;
+    where a result has "folds" (core.predict.fold_spread), each fold model's point and the spread
+    (± 1 sd over the fold models) as error bars on the song's point.
+
+    results: dicts as `core.predict.predict_song` returns them. zoom: show the part of the map
+    where the songs are (`mood_map_range`, the quadrant lines always in view) instead of the
+    whole square. Built from plain dicts without plotly's property validation (a tenth of the
+    time; the page builds it on every rerun), so every key here is spelled in full, as plotly's
+    own JSON has it.
     """
     traces = []
     for i, result in enumerate(results):
@@ -57,13 +81,48 @@ def mood_map(results: list[dict], title: str = "Mood map (Russell's circumplex)"
                 opacity=0.6, name=f"{name} (path)", legendgroup=f"song {i}", meta=name,
                 customdata=[w["start_s"] for w in windows],
                 hovertemplate="%{customdata:.0f} s: valence %{x:.2f}, arousal %{y:.2f}<extra>%{meta}</extra>"))
+        folds = result.get("folds")
+        spread = {}
+        if folds:
+            traces.append(dict(
+                type="scatter", x=[p[0] for p in folds["points"]], y=[p[1] for p in folds["points"]],
+                mode="markers", marker=dict(size=8, color=colour, symbol="diamond-open"), opacity=0.7,
+                name=f"{name} ({folds['models']} fold models)", legendgroup=f"song {i}", meta=name,
+                hovertemplate="one fold model: valence %{x:.2f}, arousal %{y:.2f}<extra>%{meta}</extra>"))
+            spread = dict(error_x=dict(type="data", array=[folds["std"][0]], color=colour, thickness=1.5),
+                          error_y=dict(type="data", array=[folds["std"][1]], color=colour, thickness=1.5))
         traces.append(dict(
             type="scatter", x=[result["valence"]], y=[result["arousal"]], mode="markers+text",
             marker=dict(size=15, color=colour, line=dict(color="white", width=2)),
             text=[name], textposition="top center", name=name, legendgroup=f"song {i}", meta=name,
             hovertemplate="%{meta}<br>whole song: valence %{x:.2f}, arousal %{y:.2f}"
-                          f"<br>{result['mood']}<extra></extra>"))
-    return go.Figure(dict(data=traces, layout=_mood_map_layout(title)), _validate=False)
+                          f"<br>{result['mood']}<extra></extra>", **spread))
+    layout = _mood_map_layout(title)
+    if zoom and results:
+        layout["xaxis"]["range"], layout["yaxis"]["range"] = mood_map_range(results)
+    return go.Figure(dict(data=traces, layout=layout), _validate=False)
+
+
+def mood_over_time(results: list[dict], title: str = "Valence and arousal through each song") -> go.Figure:
+    """Each song's windows over time: valence (solid) and arousal (dashed) at each 30-s window's
+    start, in the colours of `mood_map`; the 0.5 line is the quadrant threshold."""
+    traces = []
+    for i, result in enumerate(results):
+        colour, name = PALETTE[i % len(PALETTE)], plotly_text(result["file"])
+        times = [w["start_s"] for w in result["windows"]]
+        for key, dash in (("valence", "solid"), ("arousal", "dash")):
+            traces.append(dict(
+                type="scatter", x=times, y=[w[key] for w in result["windows"]], mode="lines+markers",
+                line=dict(color=colour, dash=dash, width=2), marker=dict(size=5), name=f"{name}: {key}",
+                legendgroup=f"song {i}", meta=name,
+                hovertemplate=f"%{{meta}}, window from %{{x:.0f}} s: {key} %{{y:.2f}}<extra></extra>"))
+    layout = dict(title=dict(text=title), height=320, margin=dict(l=40, r=20, t=50, b=40),
+                  xaxis=dict(title=dict(text="window start (s)"), rangemode="tozero"),
+                  yaxis=dict(title=dict(text="value (0..1)"), range=[0, 1]),
+                  shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=QUADRANT_THRESHOLD, y1=QUADRANT_THRESHOLD,
+                               line=dict(color="#999", width=1, dash="dot"))],
+                  legend=dict(orientation="h", y=-0.25))
+    return go.Figure(dict(data=traces, layout=layout), _validate=False)
 
 
 def probability_bars(probabilities: dict[str, float], title: str = "") -> go.Figure:
@@ -280,3 +339,19 @@ def activations(before, after, title: str = "", channels: int = 6) -> go.Figure:
         fig.update_layout(height=330)
     fig.update_layout(title=title, margin=dict(l=40, r=30, t=60 if title else 30, b=30))
     return fig
+
+
+def expression_timeline(times_s, probabilities, window_s: float = 30.0) -> go.Figure:
+    """Live video: face 1's seven smoothed probabilities over the last `window_s` seconds.
+    times_s (n,) seconds relative to now (<= 0); probabilities (n, 7)."""
+    from core.datasets import EXPRESSIONS
+
+    x = [float(t) for t in times_s]
+    traces = [dict(type="scatter", mode="lines", name=name, x=x,
+                   y=[float(row[i]) for row in probabilities], line=dict(width=2))
+              for i, name in enumerate(EXPRESSIONS)]
+    layout = dict(title=dict(text="Face 1, last 30 s"), height=280, margin=dict(l=10, r=10, t=40, b=10),
+                  xaxis=dict(title="seconds ago", range=[-window_s, 0]),
+                  yaxis=dict(title="probability", range=[0, 1], tickformat=".0%"),
+                  legend=dict(orientation="h", y=-0.25))
+    return go.Figure(dict(data=traces, layout=layout), _validate=False)

@@ -142,3 +142,8 @@ def dataset_embeddings(data_dir, song_ids: np.ndarray, cache_dir=None,
         cached.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cached, embeddings=embeddings, n_patches=n_patches)
     return {"embeddings": embeddings, "n_patches": n_patches, "offsets_frames": tuple(offsets_frames), "key": key}
+
+
+def tags_text(tags: list[dict]) -> str:
+    """Top tags as one line of text: 'rock 0.62 · pop 0.41 · …'."""
+    return " · ".join(f"{t['tag']} {t['probability']:.2f}" for t in tags)

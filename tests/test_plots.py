@@ -21,7 +21,10 @@ def _song(name: str, windows: int) -> dict:
     plots.probability_bars(dict(zip(EXPRESSIONS, [0.1, 0.0, 0.05, 0.6, 0.1, 0.1, 0.05])), "Face 1: happy"),
     plots.probability_bars(dict(zip(EXPRESSIONS, [1 / 7] * 7))),
     plots.confusion_heatmap([[i * 7 + j for j in range(7)] for i in range(7)], EXPRESSIONS, "PublicTest confusion"),
-], ids=["empty map", "map", "bars", "bars untitled", "confusion"])
+    plots.mood_map([{**_song("c.mp3", 3), "folds": {"models": 5, "points": [[0.4, 0.7]] * 5, "std": [0.02, 0.01]}}],
+                   zoom=True),
+    plots.mood_over_time([_song("a.mp3", 1), _song("b.mp3", 6)]),
+], ids=["empty map", "map", "bars", "bars untitled", "confusion", "zoomed map with folds", "over time"])
 def test_an_unvalidated_figure_is_what_plotly_validation_makes_of_it(figure):
     built = figure.to_dict()
     validated = go.Figure(built).to_dict()  # plotly's own checks, on every key and value
@@ -53,3 +56,33 @@ def test_learning_curves_show_a_band_across_runs_where_there_are_several():
     train = next(t for t in bands if "train" in t.name)
     assert list(train.y) == [1.2, 0.6, 0.5, 1.0]  # highest forward, lowest back
     assert len([t for t in fig.data if t.fill != "toself"]) == 4
+
+
+def test_the_zoomed_map_holds_every_point_and_the_quadrant_lines_in_a_square():
+    song = {**_song("a.mp3", 4), "valence": 0.8, "arousal": 0.75,
+            "folds": {"models": 2, "points": [[0.85, 0.8], [0.78, 0.9]], "std": [0.03, 0.05]}}
+    x, y = plots.mood_map_range([song])
+    assert x[1] - x[0] == pytest.approx(y[1] - y[0]) and x[1] - x[0] < 1  # square, and zoomed in
+    for v, a in [(0.8, 0.75), (0.85, 0.8), (0.78, 0.9), (0.5, 0.5)] + [(w["valence"], w["arousal"]) for w in song["windows"]]:
+        assert x[0] <= v <= x[1] and y[0] <= a <= y[1]
+    assert 0 <= x[0] and x[1] <= 1 and 0 <= y[0] and y[1] <= 1
+    figure = plots.mood_map([song], zoom=True).to_dict()
+    assert list(figure["layout"]["xaxis"]["range"]) == x
+    assert plots.mood_map([song]).to_dict()["layout"]["xaxis"]["range"] == (0, 1) or \
+        list(plots.mood_map([song]).to_dict()["layout"]["xaxis"]["range"]) == [0, 1]
+    song_point = figure["data"][-1]
+    assert list(song_point["error_x"]["array"]) == [0.03] and list(song_point["error_y"]["array"]) == [0.05]
+
+
+def test_the_live_timeline_has_one_line_per_expression_over_the_last_30_seconds():
+    import numpy as np
+
+    from core.datasets import EXPRESSIONS
+
+    times = np.linspace(-30, 0, 61)
+    probabilities = np.tile(np.eye(7)[3], (61, 1))
+    fig = plots.expression_timeline(times, probabilities).to_dict()
+    assert [t["name"] for t in fig["data"]] == list(EXPRESSIONS)
+    assert fig["data"][3]["y"] == [1.0] * 61 and fig["data"][0]["y"] == [0.0] * 61
+    assert list(fig["layout"]["xaxis"]["range"]) == [-30.0, 0] and list(fig["layout"]["yaxis"]["range"]) == [0, 1]
+    assert all(t["y"] == [] for t in plots.expression_timeline([], np.zeros((0, 7))).to_dict()["data"])

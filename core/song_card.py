@@ -1,0 +1,36 @@
+"""The song model's card as Markdown for the song page: what the model is, its cross-validated
+figures (mean ± sd over the folds) and the ablation rows, every number read from the card."""
+
+from __future__ import annotations
+
+COLUMNS = (("valence r", ("valence", "r")), ("arousal r", ("arousal", "r")), ("valence CCC", ("valence", "ccc")),
+           ("arousal CCC", ("arousal", "ccc")), ("quadrant accuracy", ("quadrant_accuracy",)))
+
+
+def _dig(d: dict, path: tuple[str, ...]) -> float:
+    for key in path:
+        d = d[key]
+    return float(d)
+
+
+def card_summary(card: dict) -> str:
+    """One paragraph: the model, its input, its training data and how it was scored."""
+    split = card["split"]
+    return (f"A CRNN ({card['parameters']:,} parameters: Conv1D → {card['config']['pooling']} pooling → "
+            f"dropout → LSTM → Dense) over the sequence of a song's 3-s patches, each described by the "
+            f"pretrained musicnn network (Million Song Dataset tags; its 200-d penultimate layer and 50 tag "
+            f"probabilities). Trained on the {card['data']['n_songs']} songs of the 4Q audio emotion dataset "
+            f"(Panda et al. 2018) with MERGE valence/arousal, and scored by {split['method']} (seed "
+            f"{split['seed']}): every figure below is the mean ± sd over the {split['folds']} folds, each fold's "
+            f"songs unseen by its model. Shipped: {card['ships']}.")
+
+
+def card_table(card: dict) -> str:
+    """A Markdown table: this model's cross-validated figures, then each ablation row (same folds)."""
+    cv = card["cross_validation"]
+    rows = [("this CRNN", cv["mean"], cv["sd"])] + [
+        (f"{row['name']} (ablation)", row["mean"], row["sd"]) for row in card.get("ablation", [])
+        if "this model's recipe" not in row["name"]]
+    return ("| model | " + " | ".join(c for c, _ in COLUMNS) + " |\n|---|" + "--:|" * len(COLUMNS) + "\n"
+            + "\n".join(f"| {name} | " + " | ".join(f"{_dig(mean, p):.3f} ± {_dig(sd, p):.3f}" for _, p in COLUMNS)
+                        + " |" for name, mean, sd in rows))
