@@ -149,6 +149,11 @@ def test_flac_and_ogg_decode_from_memory(fmt):
     assert song.duration_s == pytest.approx(2.0, abs=0.05)
 
 
+def _load_mono_16k(data: bytes) -> audio.Song:
+    """The song model's decoding (core.song_features): the same checks, at musicnn's 16 kHz."""
+    return audio.load_mono(data, 16000)
+
+
 BAD_SONGS = {
     "empty": (b"", "empty"),
     "text renamed to mp3": (b"These are not the songs you are looking for.\n" * 50, "could not be read as audio"),
@@ -159,7 +164,7 @@ BAD_SONGS = {
 }
 
 
-@pytest.mark.parametrize("load", [audio.load_song, audio.load_song_windows])
+@pytest.mark.parametrize("load", [audio.load_song, audio.load_song_windows, _load_mono_16k])
 @pytest.mark.parametrize("name", BAD_SONGS)
 def test_bad_songs_get_a_clear_error(name, load):
     data, expected = BAD_SONGS[name]
@@ -167,7 +172,7 @@ def test_bad_songs_get_a_clear_error(name, load):
         load(data)
 
 
-@pytest.mark.parametrize("load", [audio.load_song, audio.load_song_windows])
+@pytest.mark.parametrize("load", [audio.load_song, audio.load_song_windows, _load_mono_16k])
 def test_a_song_over_the_limit_is_refused_as_its_decoding_passes_the_limit(load, monkeypatch):
     # The length that counts is the decoded one (headers can lie), and the reading stops at the limit.
     minutes = audio.MAX_DURATION_S / 60 + 4
@@ -179,7 +184,7 @@ def test_a_song_over_the_limit_is_refused_as_its_decoding_passes_the_limit(load,
     assert (audio.MAX_DURATION_S + 1) * 2000 < sum(read) <= (audio.MAX_DURATION_S + 1) * 2000 + audio.DECODE_BLOCK_FRAMES
 
 
-@pytest.mark.parametrize("load", [audio.load_song, lambda data: audio.load_song_windows(data)[0]])
+@pytest.mark.parametrize("load", [audio.load_song, lambda data: audio.load_song_windows(data)[0], _load_mono_16k])
 def test_a_truncated_mp3_gives_a_result_or_a_clear_error(real_clip, load):
     name, data = real_clip
     for cut in (len(data) // 2, 2000, 200):
@@ -274,7 +279,7 @@ def _header_s(data: bytes) -> float:
         return f.frames / f.samplerate
 
 
-@pytest.mark.parametrize("load", [audio.load_song, lambda data: audio.load_song_windows(data)[0]])
+@pytest.mark.parametrize("load", [audio.load_song, lambda data: audio.load_song_windows(data)[0], _load_mono_16k])
 def test_a_vbr_mp3_without_a_xing_header_is_read_to_its_real_end(load):
     from tests.hostile_files import loud_then_quiet, vbr_mp3_without_xing
 
