@@ -3,7 +3,8 @@
     python -m core.evaluate song --data DIR [--model PATH]
         DIR holds features_logmel.npz and annotations.csv.
     python -m core.evaluate face --data FILE.npz [--model PATH] [--usage N]
-        By default every row whose usage is not 0 (Training).
+        By default every row whose usage is not 0 (Training). Without --model, what the Face page
+        runs: the ensemble of models/face/ensemble.json (core.face_ensemble), mirror average included.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from core import cards, datasets, metrics
 from core.errors import ModelFileError
 from core.datasets import EXPRESSIONS
+from core.face_ensemble import FaceEnsemble
 from core.predict import ModelRunner
 
 BATCH = 256
@@ -46,11 +48,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=["song", "face"])
     parser.add_argument("--data", required=True, type=Path)
-    parser.add_argument("--model", type=Path, default=None, help="a .keras file (default: the app's)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a .keras file (default: the app's; for faces the Face page's ensemble)")
     parser.add_argument("--usage", type=int, default=None, help="face: only rows of this usage")
     args = parser.parse_args(argv)
     try:
-        runner = ModelRunner.load(args.model or cards.DEFAULT_MODELS[args.task])
+        if args.task == "face" and args.model is None:
+            runner = FaceEnsemble.load()
+        else:
+            runner = ModelRunner.load(args.model or cards.DEFAULT_MODELS[args.task])
         if args.task == "song":
             result = evaluate_song(runner, args.data)
         else:

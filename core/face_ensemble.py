@@ -54,11 +54,11 @@ class FaceEnsemble:
                                                    "mirror_average": self.mirror}
 
     @classmethod
-    def load(cls, card_path: Path = ENSEMBLE_CARD) -> "FaceEnsemble":
-        """The ensemble its card describes; each member is checked against its own card (its SHA-256)
+    def load(cls, card_path: Path | None = None) -> "FaceEnsemble":
+        """The ensemble its card describes (default: ENSEMBLE_CARD, what the Face page runs); each member is checked against its own card (its SHA-256)
         and against the ensemble's card, so a retrained member is refused until the ensemble's card
         is written again (its metrics were measured on the old file)."""
-        card_path = Path(card_path)
+        card_path = Path(card_path or ENSEMBLE_CARD)
         try:
             card = json.loads(card_path.read_text())
         except FileNotFoundError:

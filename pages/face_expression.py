@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import faces, plots
+from core import faces, plots, saliency
 from core.errors import InputError
 from core.datasets import EXPRESSIONS
 from core.literal_text import markdown_code
 from core.predict import picture_faces
 from webapp.navigation import use_app_navigation
-from webapp.loaders import analysis_slot, default_runner, picture_workers
+from webapp.loaders import analysis_slot, face_page_scorer, picture_workers
 
 use_app_navigation()
 st.title(":material/mood: Face expression")
 st.write("Take a webcam picture or upload a photo. MoodLens finds every face and gives the "
-         "probabilities of seven expressions for each, from a CNN trained on FER2013.")
+         "probabilities of seven expressions for each, from CNNs trained on FER2013.")
 st.caption(f"Formats: {', '.join(faces.SUPPORTED_FORMATS)} · at most {faces.MAX_PIXELS / 1e6:.0f} "
            f"megapixels (larger pictures are refused; big ones are scaled down to "
            f"{faces.WORK_MAX_SIDE_PX} px) · **Privacy:** pictures are processed in memory and never "
            "stored; nothing leaves this server.")
 
-runner = default_runner("face")
+runner = face_page_scorer()
 workers = picture_workers()
 camera_tab, upload_tab = st.tabs([":material/photo_camera: Webcam", ":material/image: Photo"])
 with camera_tab:
@@ -43,6 +43,19 @@ def show_result(image, result: dict) -> None:
             with columns[i % len(columns)]:
                 st.plotly_chart(plots.probability_bars(face["probabilities"], f"Face {i + 1}: {face['label']}"),
                                 key=f"face_{i}")
+                if st.toggle("Where the model looked", key=f"looked_{i}"):
+                    show_where_it_looked(image, face, i)
+
+
+def show_where_it_looked(image, face: dict, i: int) -> None:
+    """The face's Grad-CAM map over its crop, made when first asked for and kept with the picture."""
+    kept = st.session_state["face_results"].setdefault("looked", {})
+    key = (tuple(face["box"]), face["label"])
+    if key not in kept:
+        with analysis_slot:
+            kept[key] = saliency.picture_face_overlay(runner, image, face["box"], face["label"])
+    st.image(kept[key], caption=f"Face {i + 1}: where the models looked for '{face['label']}' "
+             "(Grad-CAM; red: what raised that score most)", width=192)
 
 
 def analyse(picture, whole_image: bool = False) -> tuple:
@@ -84,15 +97,15 @@ else:
 
 
 def show_model_card(card: dict) -> None:
-    val = card["validation"]
+    val, members = card["validation"], [m["name"] for m in card["members"]]
     st.markdown(
-        f"A CNN ({card['parameters']:,} parameters; {card['config']['blocks']} blocks of "
-        f"Conv2D → BatchNorm → ReLU → {card['config']['pooling']} pooling → dropout) trained on the "
-        f"{card['split']['n_train']:,} FER2013 Training faces and scored on the "
+        f"The average of {len(members)} CNNs of the variant zoo ({', '.join(members)}; "
+        f"{card['parameters']:,} parameters in all)"
+        + (", each scoring the face as seen and mirrored" if card["mirror_average"] else "")
+        + f", trained on the {card['split']['n_train']:,} FER2013 Training faces and scored on the "
         f"{card['split']['n_val']:,} PublicTest faces: **accuracy {val['accuracy']:.1%}**, "
-        f"macro-F1 {val['macro_f1']:.3f}"
-        + (" (each face is scored as seen and mirrored, and the two are averaged)."
-           if card["training"].get("mirror_average") else "."))
+        f"macro-F1 {val['macro_f1']:.3f}. The members were chosen on PublicTest too, which flatters "
+        "that figure a little (docs/face_model.md).")
     st.plotly_chart(plots.confusion_heatmap(val["confusion"], EXPRESSIONS, "PublicTest confusion"),
                     key="confusion")
     st.markdown(

@@ -96,11 +96,12 @@ def test_face_page_shows_probabilities_for_a_photo(face_page, fer_faces):
     photo = cv2.imencode(".png", canvas)[1].tobytes()
     face_page.file_uploader[0].set_value(("me.png", photo, "image/png")).run()
     assert not face_page.exception and not face_page.error
-    # The bars are this face's probabilities from the default model (core.predict on the same bytes),
+    # The bars are this face's probabilities from the page's ensemble (core.predict on the same bytes),
     # in the order of the seven expressions, and the title names the top one.
-    from core.predict import ModelRunner, predict_faces
+    from core.face_ensemble import FaceEnsemble
+    from core.predict import predict_faces
 
-    expected = predict_faces(ModelRunner.load(cards.DEFAULT_MODELS["face"]), photo)["faces"]
+    expected = predict_faces(FaceEnsemble.load(), photo)["faces"]  # the ensemble its card names
     assert len(expected) == 1
     specs = [json.loads(c.proto.spec) for c in _charts(face_page)]
     bars = [s for s in specs if s["layout"].get("title", {}).get("text", "").startswith("Face 1")]
@@ -108,6 +109,71 @@ def test_face_page_shows_probabilities_for_a_photo(face_page, fer_faces):
     assert bars[0]["layout"]["title"]["text"] == f"Face 1: {expected[0]['label']}"
     assert bars[0]["data"][0]["y"] == list(expected[0]["probabilities"])
     np.testing.assert_allclose(bars[0]["data"][0]["x"], list(expected[0]["probabilities"].values()), atol=1e-4)
+
+
+def _photo_with_a_face(fer_faces) -> bytes:
+    """A real FER face the detector finds, 160 px in a grey 640x480 picture."""
+    from core import faces
+
+    canvas = np.full((480, 640), 128, np.uint8)
+    face = next(f for f in fer_faces if faces.detect_faces(
+        cv2.copyMakeBorder(cv2.resize(f, (160, 160)), 100, 100, 100, 100, cv2.BORDER_CONSTANT, value=128)))
+    canvas[100:260, 200:360] = cv2.resize(face, (160, 160))
+    return cv2.imencode(".png", canvas)[1].tobytes()
+
+
+def _images(app: AppTest) -> list:
+    return [img for element in app.get("image") for img in element.proto.imgs]
+
+
+def test_face_page_shows_where_the_model_looked_only_when_asked(monkeypatch, fer_faces):
+    from core import saliency
+
+    made = []
+    overlay = saliency.picture_face_overlay
+    monkeypatch.setattr(saliency, "picture_face_overlay", lambda *a: made.append(a[2:]) or overlay(*a))
+    app = _page("pages/face_expression.py")
+    app.file_uploader[0].set_value(("me.png", _photo_with_a_face(fer_faces), "image/png")).run()
+    assert not app.exception and not app.error
+    assert len(_images(app)) == 1 and not made  # the picture only; no map made
+    assert app.toggle(key="looked_0").value is False
+    app.toggle(key="looked_0").set_value(True).run()
+    assert not app.exception, app.exception
+    face = next(iter(app.session_state["face_results"]["by_choice"].values()))["faces"][0]
+    assert made == [(face["box"], face["label"])]  # made for this face and its label
+    images = _images(app)
+    assert len(images) == 2 and images[1].url  # the picture and the map
+    assert f"where the models looked for '{face['label']}'" in images[1].caption
+    app.run()  # a rerun shows the kept map; it is not made again
+    assert len(made) == 1 and len(_images(app)) == 2
+    app.toggle(key="looked_0").set_value(False).run()
+    assert len(_images(app)) == 1
+
+
+def test_face_page_card_names_the_ensembles_members():
+    from core import face_ensemble
+
+    app = _page("pages/face_expression.py")
+    card = json.loads(face_ensemble.ENSEMBLE_CARD.read_text())
+    text = next(m.value for m in app.markdown if "CNNs of the variant zoo" in m.value)
+    assert all(member["name"] in text for member in card["members"])
+    assert f"accuracy {card['validation']['accuracy']:.1%}" in text
+
+
+def test_compare_page_shows_where_each_variant_looks_when_asked(fer_faces):
+    app = AppTest.from_file(str(ROOT / "pages" / "compare_variants.py"), default_timeout=300)
+    app.run()
+    app.radio[0].set_value("Face expression (CNN)").run()
+    selected = app.multiselect(key="variants_face").value
+    app.file_uploader(key="upload_face").set_value(("me.png", _photo_with_a_face(fer_faces), "image/png")).run()
+    assert not app.exception and not app.error, (app.exception, app.error)
+    assert len(_images(app)) == 1  # the picture only
+    app.toggle(key="variant_looks_0").set_value(True).run()
+    assert not app.exception, app.exception
+    images = _images(app)
+    assert len(images) == 1 + len(selected)
+    labels = {name: r[0]["label"] for name, r in app.session_state["compare_result"]["results"].items()}
+    assert [i.caption for i in images[1:]] == [f"{name}: {labels[name]}" for name in selected]
 
 
 def test_face_page_without_a_face_offers_the_whole_picture(face_page):

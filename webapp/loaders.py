@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import cards, faces
+from core import cards, face_ensemble, faces
 from core.errors import ModelFileError
 from core.compare import INPUT_SHAPES
+from core.face_ensemble import FaceEnsemble
 from core.predict import ModelRunner
 from core.variants import fold_model_paths, model_path
 from core.workers import PictureWorkers, SongFeatureWorkers, WorkersFailed
@@ -65,6 +66,26 @@ def picture_workers() -> PictureWorkers:
         return _picture_workers()
     except WorkersFailed as e:
         st.error(f"Pictures cannot be analysed on this server: {e}.")
+        st.stop()
+
+
+@st.cache_resource(show_spinner="Loading the models…")
+def _load_face_ensemble(card_path: str) -> FaceEnsemble:
+    """The Face page's ensemble (its card at `card_path`), each member traced, and the detectors."""
+    ensemble = FaceEnsemble.load(Path(card_path))
+    ensemble(np.zeros((1, *INPUT_SHAPES["face"]), np.float32))
+    faces.prepare_detectors()
+    keep_loaded_objects_out_of_gc()
+    return ensemble
+
+
+def face_page_scorer() -> FaceEnsemble:
+    """What the Face page runs: the ensemble its card names (core.face_ensemble.ENSEMBLE_CARD); on a
+    missing or altered file, a clear message and the page stops."""
+    try:
+        return _load_face_ensemble(str(face_ensemble.ENSEMBLE_CARD))
+    except ModelFileError as e:
+        st.error(f"This page cannot run: {e}")
         st.stop()
 
 
