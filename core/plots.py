@@ -261,19 +261,12 @@ def _ellipse(points: list[list[float]], scale: float = 2.0, n: int = 60) -> tupl
 
 
 def variants_mood_map(results: dict[str, dict], title: str = "Your song through each variant") -> go.Figure:
-    """The mood map with one colour a variant: its point, its path through the song and, when the
-    result has them, each fold model's point ("folds", open diamonds) and the Monte Carlo samples
-    ("mc"): their cloud and 2-standard-deviation ellipse."""
+    """The mood map with one colour a variant: its point, its path through the song, each fold
+    model's point where the result has "folds" (drawn by `mood_map`) and, when the result has
+    Monte Carlo samples ("mc"), their cloud and 2-standard-deviation ellipse."""
     fig = mood_map(list(results.values()), title)
     for i, result in enumerate(results.values()):
         colour, name = PALETTE[i % len(PALETTE)], result["file"]
-        folds = result.get("folds")
-        if folds:
-            fig.add_trace(go.Scatter(
-                x=[p[0] for p in folds["points"]], y=[p[1] for p in folds["points"]], mode="markers",
-                marker=dict(size=10, color=colour, symbol="diamond-open", line=dict(width=2)),
-                legendgroup=name, name=f"{name} ({folds['models']} fold models)",
-                hovertemplate=f"{name}, one fold model: valence %{{x:.2f}}, arousal %{{y:.2f}}<extra></extra>"))
         mc = result.get("mc")
         if not mc:
             continue
