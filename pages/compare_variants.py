@@ -120,6 +120,23 @@ formats = audio.SUPPORTED_FORMATS if task == "song" else faces.SUPPORTED_FORMATS
 upload = st.file_uploader("Song" if task == "song" else "Photo", type=list(formats), key=f"upload_{task}")
 
 
+def decoded_input(upload):
+    """The upload decoded once per session and file (Streamlit's file_id), in a worker process: a
+    song's features, or a picture. A refused file keeps its message, so no rerun (another variant,
+    N, the whole-picture box) reads it again."""
+    kept = st.session_state.get("compare_input")
+    if kept is None or kept["key"] != (task, upload.file_id):
+        kept = st.session_state["compare_input"] = {"key": (task, upload.file_id)}
+        try:
+            workers = song_feature_workers().song_features if task == "song" else picture_workers().decode_image
+            kept["value"] = workers(upload.getvalue())
+        except InputError as e:
+            kept["error"] = str(e)
+    if "error" in kept:
+        raise InputError(kept["error"])
+    return kept["value"]
+
+
 def run_variants(upload, whole_image: bool = False) -> dict:
     """Every selected variant on the upload, kept for this session only (latest input; keyed by
     Streamlit's file_id, so a rerun does not read the bytes again). Runs take turns with the other
@@ -127,22 +144,15 @@ def run_variants(upload, whole_image: bool = False) -> dict:
     key = (task, upload.file_id, tuple(runners), passes, whole_image)
     kept = st.session_state.get("compare_result")
     if kept is None or kept["key"] != key:
-        data, name = upload.getvalue(), upload.name
-        kept = st.session_state["compare_result"] = {"key": key}
-        try:
-            with st.spinner(f"Running {len(runners)} variants…"), analysis_slot:
-                if task == "song":
-                    source = compare.song_input(data, name, song_feature_workers().song_features)
-                    results = compare.compare_song(runners, source, passes, fold_runners(task, list(runners)))
-                else:
-                    source = compare.picture_input(data, name, whole_image, picture_workers().decode_image)
-                    results = compare.compare_faces(runners, source, passes)
-        except InputError as e:  # kept too: a rerun does not read a refused file again
-            kept["error"] = str(e)
-        else:
-            kept.update(source=source, results=results)
-    if "error" in kept:
-        raise InputError(kept["error"])
+        name = upload.name
+        with st.spinner(f"Running {len(runners)} variants…"), analysis_slot:
+            if task == "song":
+                source = compare.song_input(b"", name, lambda _: decoded_input(upload))
+                results = compare.compare_song(runners, source, passes, fold_runners(task, list(runners)))
+            else:
+                source = compare.picture_input(b"", name, whole_image, lambda _: decoded_input(upload))
+                results = compare.compare_faces(runners, source, passes)
+        kept = st.session_state["compare_result"] = {"key": key, "source": source, "results": results}
     return kept
 
 
@@ -173,6 +183,7 @@ def show_faces(source, results: dict) -> None:
 def your_input_results() -> None:
     """The upload's results through every selected variant (run once per upload and choice)."""
     if upload is None:
+        st.session_state.pop("compare_input", None)
         st.info("Upload a " + ("song" if task == "song" else "photo") + " to see every selected variant on it.")
         return
     try:

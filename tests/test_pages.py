@@ -256,3 +256,25 @@ def test_face_page_decodes_a_picture_once_in_a_worker_and_a_refused_one_once(mon
     app.run()
     assert not app.exception and decoded == [len(wall), len(strip)], "a refused picture was decoded again"
     assert app.error[0].value.startswith("` strip.png `: The picture is 48x130000 pixels: too long and narrow")
+
+
+def test_compare_page_decodes_a_picture_once_however_the_choices_change(monkeypatch):
+    from core.workers import PictureWorkers
+
+    decoded = []
+    decode = PictureWorkers.decode_image
+    monkeypatch.setattr(PictureWorkers, "decode_image", lambda self, data: decoded.append(len(data)) or decode(self, data))
+    app = AppTest.from_file(str(ROOT / "pages" / "compare_variants.py"), default_timeout=300)
+    app.run()
+    app.radio[0].set_value("Face expression (CNN)").run()
+    wall = cv2.imencode(".jpg", np.full((200, 200, 3), 180, np.uint8))[1].tobytes()
+    app.file_uploader(key="upload_face").set_value(("wall.jpg", wall, "image/jpeg")).run()
+    app.checkbox[0].check().run()  # the whole picture as one face
+    app.slider(key="passes_face").set_value(5).run()  # another N: the variants run again
+    assert not app.exception and not app.error, (app.exception, app.error)
+    assert decoded == [len(wall)], "the picture was decoded again"
+    strip = cv2.imencode(".png", np.full((130000, 48), 90, np.uint8))[1].tobytes()
+    app.file_uploader(key="upload_face").set_value(("**strip**.png", strip, "image/png")).run()
+    app.slider(key="passes_face").set_value(10).run()
+    assert decoded == [len(wall), len(strip)], "a refused picture was decoded again"
+    assert app.error[0].value.startswith("` **strip**.png `: The picture is 48x130000 pixels")
