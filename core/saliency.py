@@ -8,6 +8,7 @@ features that raise the class's score are strongest. A map is computed only when
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import cv2
@@ -96,13 +97,23 @@ def normalised(maps: np.ndarray) -> np.ndarray:
 
 
 _grad_cams: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_grad_cams_lock = threading.Lock()
 
 
 def grad_cam_of(runner) -> GradCam:
-    """The runner's GradCam, made (and traced) on its first use and kept while the runner lives."""
-    if runner not in _grad_cams:
-        _grad_cams[runner] = GradCam(runner.model)
-    return _grad_cams[runner]
+    """The runner's GradCam, made on its first use and kept while the runner lives."""
+    with _grad_cams_lock:
+        if runner not in _grad_cams:
+            _grad_cams[runner] = GradCam(runner.model)
+        return _grad_cams[runner]
+
+
+def prepare(scorer) -> None:
+    """Make and trace the Grad-CAM of the scorer (each member of an ensemble) now, so that the first
+    map asked for takes as long as the next ones (tracing takes about a second per model)."""
+    face = np.zeros((1, FACE_SIZE_PX, FACE_SIZE_PX, 1), np.float32)
+    for runner in getattr(scorer, "members", {"": scorer}).values():
+        grad_cam_of(runner).raw(face, [0])
 
 
 def face_heat_maps(scorer, crops: np.ndarray, class_index) -> np.ndarray:

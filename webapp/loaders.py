@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import cards, face_ensemble, faces
+from core import cards, face_ensemble, faces, saliency
 from core.errors import ModelFileError
 from core.compare import INPUT_SHAPES
 from core.face_ensemble import FaceEnsemble
@@ -75,6 +75,9 @@ def _load_face_ensemble(card_path: str) -> FaceEnsemble:
     ensemble = FaceEnsemble.load(Path(card_path))
     ensemble(np.zeros((1, *INPUT_SHAPES["face"]), np.float32))
     faces.prepare_detectors()
+    # "Where the model looked" is traced in the background: the page does not wait for it, and the
+    # first map asked for is as quick as the next.
+    threading.Thread(target=saliency.prepare, args=(ensemble,), name="prepare-saliency", daemon=True).start()
     keep_loaded_objects_out_of_gc()
     return ensemble
 
