@@ -226,3 +226,15 @@ def test_a_picture_that_stalls_its_decoder_is_stopped_and_holds_up_no_one_else()
         assert pool.decode_image(_png(np.full((100, 120, 3), 90, np.uint8))).shape == (100, 120, 3)
     finally:
         pool.close()
+
+
+def test_in_a_picture_worker_opencv_itself_refuses_a_picture_over_the_pixel_limit(picture_workers):
+    # The size is checked by the decoder that decodes: OpenCV, from the header it reads itself
+    # (OPENCV_IO_MAX_IMAGE_PIXELS, set by core.faces before OpenCV loads), not by another library.
+    from core import faces
+    from tests.hostile_files import opencv_decode
+
+    side = int(faces.MAX_PIXELS ** 0.5) + 1
+    with pytest.raises(faces.cv2.error, match="pixels <= CV_IO_MAX_IMAGE_PIXELS"):
+        picture_workers.run(opencv_decode, _png(np.full((side, side), 90, np.uint8)))
+    assert picture_workers.run(opencv_decode, _png(np.full((side - 2, side - 2), 90, np.uint8))) == (side - 2, side - 2)
