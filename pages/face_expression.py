@@ -9,6 +9,7 @@ from core.errors import InputError
 from core.datasets import EXPRESSIONS
 from core.literal_text import markdown_code
 from core.predict import picture_faces
+from webapp import live_video
 from webapp.navigation import use_app_navigation
 from webapp.loaders import analysis_slot, face_page_scorer, picture_workers
 
@@ -23,7 +24,10 @@ st.caption(f"Formats: {', '.join(faces.SUPPORTED_FORMATS)} · at most {faces.MAX
 
 runner = face_page_scorer()
 workers = picture_workers()
-camera_tab, upload_tab = st.tabs([":material/photo_camera: Webcam", ":material/image: Photo"])
+camera_tab, upload_tab, live_tab = st.tabs([":material/photo_camera: Webcam", ":material/image: Photo",
+                                           ":material/videocam: Live video"])
+with live_tab:
+    live_video.live_mode(runner)
 with camera_tab:
     snapshot = st.camera_input("Take a picture")
 with upload_tab:

@@ -538,3 +538,61 @@ def test_file_names_are_shown_as_text_and_nothing_leaves_localhost(visit, server
     assert sorted(row.rsplit(",", 5)[0] for row in rows) == sorted([bold_name, "'" + formula_name])
     assert_healthy(visit)  # and no request left localhost (the guard counts every one it refused)
     screenshot(page, "song_mood_markup_names")
+
+
+LIVE_TIMELINE_POINTS = """() => {
+    const chart = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+        .find(c => c.textContent.includes('Face 1, last 30 s'));
+    const plot = chart && chart.querySelector('.js-plotly-plot');
+    return plot && plot.data ? Math.max(...plot.data.map(trace => (trace.x || []).length)) : -1;
+}"""
+
+# Share of the returned video's pixels in the boxes' red (255, 60, 60): the overlay drawn by the server.
+LIVE_RED_SHARE = """(video) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+    const context = canvas.getContext('2d');
+    context.drawImage(video, 0, 0);
+    const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    let red = 0;
+    for (let i = 0; i < rgba.length; i += 4)
+        if (rgba[i] > 200 && rgba[i + 1] < 120 && rgba[i + 2] < 120) red++;
+    return red / (rgba.length / 4);
+}"""
+
+
+def test_face_page_live_video_draws_boxes_and_the_timeline_grows(visit, server, face_pictures):
+    """Live mode with Chromium's fake camera playing the face: the video comes back from the server
+    with the face's box drawn on it, the 30-s chart gains points every second, a moment is kept, and
+    the session's summary downloads."""
+    if not face_pictures.real:
+        pytest.skip("needs a real FER face for the camera (../shared)")
+    page = open_page(visit, server, "face_expression", "Face expression")
+    page.get_by_role("tab", name=re.compile(r"Live video$")).click()
+    webrtc = page.frame_locator('iframe[title="streamlit_webrtc.component.webrtc_streamer"]')
+    webrtc.get_by_role("button", name=re.compile("start", re.I)).click()
+    video = webrtc.locator("video").first
+    video.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    deadline = time.monotonic() + 90
+    while not (video.evaluate("v => v.readyState >= 2 && v.currentTime > 2 && v.videoWidth > 0")):
+        assert time.monotonic() < deadline, "the processed video did not play within 90 s"
+        page.wait_for_timeout(500)
+    red = max(video.evaluate(LIVE_RED_SHARE) for _ in range(5) if page.wait_for_timeout(300) is None)
+    assert red > 0.002, f"no box drawn on the returned video (red share {red:.4f})"
+    page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Face 1, last 30 s").scroll_into_view_if_needed()
+    first = page.evaluate(LIVE_TIMELINE_POINTS)
+    deadline = time.monotonic() + 30
+    while page.evaluate(LIVE_TIMELINE_POINTS) <= max(first, 0):
+        assert time.monotonic() < deadline, f"the live chart did not grow ({first} points)"
+        page.wait_for_timeout(500)
+    page.get_by_role("button", name="Keep this moment").click()
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_text(re.compile(r"Moment 1: 1: \w+")).first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the session's summary (CSV)").click()
+    rows = Path(download.value.path()).read_text().splitlines()
+    assert rows[0] == "expression,share_of_time,seconds" and len(rows) == 8
+    assert sum(float(r.split(",")[1]) for r in rows[1:]) == pytest.approx(1.0, abs=0.01)
+    screenshot(page, "face_expression_live")
+    webrtc.get_by_role("button", name=re.compile("stop", re.I)).click()
+    assert_healthy(visit)

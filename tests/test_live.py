@@ -119,3 +119,20 @@ def test_a_frame_without_a_face_comes_back_unchanged_but_for_colour_order():
     out = faces_live.process(frame)
     np.testing.assert_array_equal(out, frame)
     assert faces_live.snapshot()[1].boxes == []
+
+
+def test_streamlit_webrtc_imports_after_tensorflow_without_crashing():
+    # In a fresh process: TensorFlow first, as in the server, then the live video's WebRTC stack.
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import tensorflow as tf\n"
+            "from webapp.live_video import import_webrtc\n"
+            "webrtc = import_webrtc()\n"
+            "import aiortc\n"
+            "print('ok', float(tf.reduce_sum(tf.ones(2))), webrtc.WebRtcMode.SENDRECV.name)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert "ok 2.0 SENDRECV" in done.stdout

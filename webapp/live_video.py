@@ -12,14 +12,38 @@ machine or network connects directly. A deployment reached over the internet nee
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pandas as pd
 import streamlit as st
 
 from core import plots
 from core.live import LiveFaces, png_bytes
+from webapp.streamlit_internals import served_by_a_real_server
 
 RTC_CONFIGURATION = {"iceServers": []}
 MEDIA = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 20}}, "audio": False}
+
+
+def import_webrtc():
+    """streamlit_webrtc, imported safely after TensorFlow.
+
+    pylibsrtp (aiortc's SRTP) links its own copy of OpenSSL's crypto into its binding; once
+    TensorFlow has loaded, its `srtp_init()` resolved those symbols to TensorFlow's and crashed the
+    process (a segmentation fault on import: `import tensorflow, pylibsrtp`). Loading the binding
+    with RTLD_DEEPBIND makes it use its own symbols first (tests/test_live.py imports it after
+    TensorFlow)."""
+    if "pylibsrtp" not in sys.modules:
+        flags = sys.getdlopenflags()
+        sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
+        try:
+            import pylibsrtp  # noqa: F401
+        finally:
+            sys.setdlopenflags(flags)
+    import streamlit_webrtc
+
+    return streamlit_webrtc
 
 
 def _session_live_faces(score) -> LiveFaces:
@@ -31,9 +55,12 @@ def _session_live_faces(score) -> LiveFaces:
 
 def live_mode(score) -> None:
     """The live video, its rolling chart, the snapshot button and the session's summary."""
+    if not served_by_a_real_server():
+        st.info("Live video needs the app served by `streamlit run` (`make run`).")
+        return
     import av
-    from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
+    webrtc = import_webrtc()
     live = _session_live_faces(score)
 
     def on_frame(frame: av.VideoFrame) -> av.VideoFrame:
@@ -41,15 +68,17 @@ def live_mode(score) -> None:
 
     st.caption("Press **Start** and allow the camera. Boxes and labels follow every frame; the chart "
                "shows face 1 (the leftmost) over the last 30 s, smoothed over half a second.")
-    context = webrtc_streamer(key="live-faces", mode=WebRtcMode.SENDRECV, rtc_configuration=RTC_CONFIGURATION,
-                              server_rtc_configuration=RTC_CONFIGURATION, media_stream_constraints=MEDIA,
-                              video_frame_callback=on_frame, async_processing=True)
-    _timeline(live, bool(context.state.playing))
+    context = webrtc.webrtc_streamer(key="live-faces", mode=webrtc.WebRtcMode.SENDRECV,
+                                     rtc_configuration=RTC_CONFIGURATION,
+                                     server_rtc_configuration=RTC_CONFIGURATION, media_stream_constraints=MEDIA,
+                                     video_frame_callback=on_frame, async_processing=True)
+    playing = bool(context.state.playing)
+    # Redrawn every second on its own while the video plays (the rest of the page does not rerun);
+    # idle sessions cost nothing.
+    st.fragment(run_every=1.0 if playing else None)(_timeline)(live, playing)
 
 
-@st.fragment(run_every=1.0)
 def _timeline(live: LiveFaces, playing: bool) -> None:
-    """Redrawn every second on its own (the rest of the page does not rerun)."""
     times, probabilities = live.timeline.recent()
     if not playing and not len(times):
         st.info("Start the video: the chart of the last 30 seconds fills as frames come in.")

@@ -137,6 +137,16 @@ def session_storage_of(runtime_instance) -> tuple[object, object] | None:
     return storage, lock
 
 
+def served_by_a_real_server() -> bool:
+    """Whether this script runs in a `streamlit run` server (not AppTest's stand-in runtime, whose
+    session manager is a mock): streamlit-webrtc reads the real session manager."""
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return False
+    return type(getattr(runtime.get_instance(), "_session_mgr", None)).__name__ == "WebsocketSessionManager"
+
+
 def set_session_storage(runtime_instance, storage) -> None:
     runtime_instance._session_mgr._session_storage = storage
 
