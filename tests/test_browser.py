@@ -596,3 +596,18 @@ def test_face_page_live_video_draws_boxes_and_the_timeline_grows(visit, server, 
     screenshot(page, "face_expression_live")
     webrtc.get_by_role("button", name=re.compile("stop", re.I)).click()
     assert_healthy(visit)
+
+
+def test_a_picture_named_as_markdown_is_named_as_text_on_the_face_page(visit, server):
+    name = "![t](https://example.invalid/x.png) **bold**.png"
+    page = open_page(visit, server, "face_expression", "Face expression")
+    page.get_by_role("tab", name=re.compile(r"Photo$")).click()
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        files=[{"name": name, "mimeType": "image/png", "buffer": b"GIF89a" + bytes(200)}])  # refused: not promised
+    page.locator('[data-testid="stAlertContentError"]').wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    wait_until_idle(page, timeout_ms=RESULT_TIMEOUT_MS)
+    assert error_texts(page) == [f"{name}: This file is not an image that can be read (supported: jpg, png, "
+                                 "webp). It may be damaged or of another type."]
+    assert page.locator('img[src*="example.invalid"]').count() == 0
+    assert page.locator('[data-testid="stMain"] strong').filter(has_text=re.compile(r"^bold$")).count() == 0
+    assert_healthy(visit)
