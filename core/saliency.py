@@ -1,9 +1,16 @@
 """Where a face CNN looked: Grad-CAM on its last convolution block (Selvaraju et al., ICCV 2017).
 
-For a face and a class, the last convolution block's feature maps are weighted by the mean gradient
+For a face and a class, feature maps of the last convolution block are weighted by the mean gradient
 of the class's score (its logit, before the softmax) over each map, summed, passed through a ReLU,
 scaled up to the face's 48x48 and divided by their maximum: a heat map in [0, 1], 1 where the
 features that raise the class's score are strongest. A map is computed only when asked for.
+
+Which feature maps: those entering the block's last convolution (in the zoo, block4_relu1: 6x6x256),
+not the block's output. Behind the block's output come a 2x2 pooling and a Flatten + Dense head, so
+its gradient is zero on three cells of four and the channel means cancel: on 300 PublicTest faces,
+28-60% of the maps of four of the five zoo models were all zero at the block's output (3% for
+dropout_0.5), none at the last convolution's input (docs/face_model.md,
+bench/face_saliency_check.py).
 """
 
 from __future__ import annotations
@@ -20,23 +27,14 @@ from core.faces import FACE_SIZE_PX, Face, crop_faces
 OVERLAY_SIZE_PX = 192  # the face and its heat map are shown at 4x
 
 
-def last_conv_block_output(model):
-    """The layer whose output is the last convolution block's activation: the last 4-D (batch, h, w,
-    channels) ReLU or activation layer before the model flattens or pools globally, else the last
-    Conv2D."""
+def last_conv_input(model):
+    """(the feature maps entering the model's last Conv2D: a 4-D KerasTensor, a name for them)."""
     import keras
 
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     if not convs:
         raise ValueError(f"model {model.name!r} has no Conv2D layer")
-    last_conv = model.layers.index(convs[-1])
-    for layer in model.layers[last_conv + 1:]:
-        if isinstance(layer, (keras.layers.ReLU, keras.layers.Activation)) and len(layer.output.shape) == 4:
-            return layer
-        if isinstance(layer, (keras.layers.Flatten, keras.layers.GlobalAveragePooling2D,
-                              keras.layers.GlobalMaxPooling2D, keras.layers.Dense)):
-            break
-    return convs[-1]
+    return convs[-1].input, f"{convs[-1].name} input"
 
 
 class GradCam:
@@ -44,20 +42,23 @@ class GradCam:
     -> (n, 48, 48) float32 heat maps in [0, 1]."""
 
     def __init__(self, model, layer_name: str | None = None):
+        """layer_name: the layer whose output is explained (default: the input of the last Conv2D)."""
         import keras
         import tensorflow as tf
 
-        layer = model.get_layer(layer_name) if layer_name else last_conv_block_output(model)
-        self.layer_name = layer.name
+        if layer_name:
+            features_tensor, self.layer_name = model.get_layer(layer_name).output, layer_name
+        else:
+            features_tensor, self.layer_name = last_conv_input(model)
         head = model.layers[-1]
         # The class score is the logit: the softmax's own gradient vanishes for a confident face.
         logits_of = None
         if isinstance(head, keras.layers.Dense) and head.get_config().get("activation") == "softmax":
             kernel, bias = head.kernel, head.bias
             logits_of = lambda h: tf.matmul(h, tf.cast(kernel, h.dtype)) + tf.cast(bias, h.dtype)  # noqa: E731
-            probe = keras.Model(model.inputs, [layer.output, head.input])
+            probe = keras.Model(model.inputs, [features_tensor, head.input])
         else:
-            probe = keras.Model(model.inputs, [layer.output, model.outputs[0]])
+            probe = keras.Model(model.inputs, [features_tensor, model.outputs[0]])
 
         def cams(x, class_index):
             with tf.GradientTape() as tape:
