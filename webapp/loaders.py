@@ -76,8 +76,9 @@ def _load_face_ensemble(card_path: str) -> FaceEnsemble:
     ensemble(np.zeros((1, *INPUT_SHAPES["face"]), np.float32))
     faces.prepare_detectors()
     # "Where the model looked" is traced in the background: the page does not wait for it, and the
-    # first map asked for is as quick as the next.
-    threading.Thread(target=saliency.prepare, args=(ensemble,), name="prepare-saliency", daemon=True).start()
+    # first map asked for is as quick as the next. Not a daemon: a process that exits while TensorFlow
+    # traces in a daemon thread can abort ("terminate called ...") instead of exiting.
+    threading.Thread(target=saliency.prepare, args=(ensemble,), name="prepare-saliency").start()
     keep_loaded_objects_out_of_gc()
     return ensemble
 
