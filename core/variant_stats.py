@@ -45,9 +45,10 @@ class MetricSpec:
 
 POINTS = dict(decimals=1, scale=100.0, unit=" points")
 FACE_METRICS = (MetricSpec("accuracy", "accuracy", **POINTS), MetricSpec("macro_f1", "macro-F1", **POINTS))
-SONG_METRICS = (MetricSpec("valence_r", "valence r", ("valence", "r")),
-                MetricSpec("arousal_r", "arousal r", ("arousal", "r")),
-                MetricSpec("valence_ccc", "valence CCC", ("valence", "ccc")),
+# Correlations with 3 decimals: the song variants' differences are of the order of 0.01.
+SONG_METRICS = (MetricSpec("valence_r", "valence r", ("valence", "r"), decimals=3),
+                MetricSpec("arousal_r", "arousal r", ("arousal", "r"), decimals=3),
+                MetricSpec("valence_ccc", "valence CCC", ("valence", "ccc"), decimals=3),
                 MetricSpec("quadrant_accuracy", "quadrant accuracy", ("quadrant_accuracy",), **POINTS))
 METRICS = {"face": FACE_METRICS, "song": SONG_METRICS}
 
@@ -145,7 +146,8 @@ def face_comparison(labels: np.ndarray, predicted: dict[str, np.ndarray], zoo: d
             own = boot[name]["a"]
             difference = None if name == DEFAULT else boot[name]["difference"]
             entries[key] = _metric_entry(spec, own, difference, test, p.get(name), p_holm.get(name), name, alpha)
-        result[name] = {"against": DEFAULT, "data": data_note, "n": int(len(labels)), "method": method,
+        result[name] = {"against": DEFAULT, "data": f"{len(labels)} faces of {data_note}", "n": int(len(labels)),
+                        "method": method,
                         "confidence": stats.CONFIDENCE, "alpha": alpha, "resamples": resamples, "seed": seed,
                         "command": "python -m core.variant_stats face --data ../shared/data/fer2013/fer2013.npz",
                         "metrics": entries}
@@ -246,7 +248,7 @@ def song_fold_comparison(zoo: dict[str, dict], alpha: float = stats.ALPHA, resam
                 over_songs = _bootstrap_over_songs(card, default, spec, resamples, seed)
                 if over_songs is not None:
                     entries[key]["over_songs"] = over_songs
-        result[name] = {"against": DEFAULT, "data": f"{n_folds}-fold cross-validation ({card['split'].get('method', '')})",
+        result[name] = {"against": DEFAULT, "data": card["split"].get("method") or f"{n_folds}-fold cross-validation",
                         "n": n_folds, "method": method, "confidence": stats.CONFIDENCE, "alpha": alpha,
                         "command": "python -m core.variant_stats song", "metrics": entries,
                         "seeds": _seeds_note(zoo, "song")}

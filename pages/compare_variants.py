@@ -71,7 +71,7 @@ def variants_table(rows: list[dict]) -> None:
                                   "latency on training machine (ms)", format="%.1f")})
     comparison = zoo[DEFAULT].get(variant_stats.COMPARISON)
     st.caption(f"★ the default (the model the {task} page uses). "
-               + (f"Metrics with their 95% interval ({comparison['data']}, n = {comparison['n']})"
+               + (f"Metrics with their 95% interval ({comparison['data']})"
                   if comparison else "Metrics on the validation split in each card")
                + f"; latency: one input, measured on the machine that trained it "
                f"({rows[0]['latency measured on']}). Click a row for its details.")
