@@ -41,7 +41,9 @@ WINDOW_HOP_FRAMES = 215
 # Up to 5 s over 30 s a song is one window, its first 30 s, as in the recipe.
 ONE_WINDOW_MAX_SAMPLES = WINDOW_SAMPLES + WINDOW_HOP_FRAMES * HOP_LENGTH // 2
 
-SUPPORTED_FORMATS = ("mp3", "wav", "flac", "ogg")
+# libsndfile reads the first five; FFmpeg (PyAV's wheels) the containers of phones, music stores and
+# browsers' recordings (_FfmpegAudio).
+SUPPORTED_FORMATS = ("mp3", "wav", "flac", "ogg", "opus", "m4a", "aac", "webm")
 MIN_DURATION_S = 1.0
 MAX_DURATION_S = 15 * 60.0
 MAX_CHANNELS = 32
@@ -62,15 +64,18 @@ class Song:
     format: str              # container as libsndfile reads it: "MP3", "WAV", ...
 
 
-def _open_audio(data: bytes) -> sf.SoundFile:
-    """An open libsndfile reader over the bytes, its header checked (channels).
+def _open_audio(data: bytes) -> sf.SoundFile | _FfmpegAudio:
+    """An open libsndfile reader over the bytes (FFmpeg's for m4a, AAC and WebM), its header checked
+    (channels).
 
     Its `frames` is the header's word, which can be wrong (see _LengthUnknown, _wav_data_to_the_end):
     the length that counts is the one decoded, and the reading stops at the limit (_decoded_here).
     Raises InputError with a message for a person when the bytes are not usable audio.
     """
     if not data:
-        raise InputError("The file is empty. Upload a song as mp3, wav, flac or ogg.")
+        raise InputError(f"The file is empty. Upload a song as {', '.join(SUPPORTED_FORMATS)}.")
+    if _ffmpeg_container(data):
+        return _FfmpegAudio(data)
     data = _wav_data_to_the_end(data)
     try:
         f = sf.SoundFile(io.BytesIO(data))
@@ -81,13 +86,100 @@ def _open_audio(data: bytes) -> sf.SoundFile:
         raise _unreadable() from None
     try:
         if f.samplerate <= 0 or f.channels <= 0:
-            raise InputError("The file has no audio stream. Upload an mp3, wav, flac or ogg file.")
+            raise _no_audio_stream()
         if f.channels > MAX_CHANNELS:
             raise InputError(f"The file has {f.channels} channels; at most {MAX_CHANNELS} are supported.")
     except BaseException:
         f.close()
         raise
     return f
+
+
+def _no_audio_stream() -> InputError:
+    return InputError(f"The file has no audio stream. Upload a song as {', '.join(SUPPORTED_FORMATS)}.")
+
+
+def _ffmpeg_container(data: bytes) -> bool:
+    """Whether the bytes are a container libsndfile cannot read and FFmpeg can: MP4/M4A (an `ftyp`
+    box), an ADTS AAC stream (frame sync with MPEG layer bits 00, where an mp3 has 01 to 11), or
+    Matroska/WebM (its EBML magic)."""
+    return (data[4:8] == b"ftyp" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xF6 == 0xF0)
+            or data[:4] == b"\x1aE\xdf\xa3")
+
+
+class _FfmpegAudio:
+    """An m4a, AAC or WebM song decoded by FFmpeg (PyAV) from the bytes in memory, read as
+    `_decoded_here` reads a SoundFile: `samplerate`, `channels`, `format`, `frames` (-1: unknown, the
+    decoded length counts) and `read_block`. FFmpeg writes no file; a decoder that hangs is stopped
+    by the worker's time limit (core.workers)."""
+
+    def __init__(self, data: bytes):
+        import av
+
+        self._av = av
+        try:
+            self._container = av.open(io.BytesIO(data), mode="r")
+        except (av.FFmpegError, ValueError, UnicodeDecodeError):
+            raise _unreadable() from None
+        try:
+            audio_streams = [s for s in self._container.streams if s.type == "audio"]
+            if not audio_streams or not audio_streams[0].codec_context.sample_rate:
+                raise _no_audio_stream()
+            stream = audio_streams[0]
+            self.samplerate = int(stream.codec_context.sample_rate)
+            self.channels = int(stream.codec_context.channels or 0)
+            if self.channels <= 0:
+                raise _no_audio_stream()
+            if self.channels > MAX_CHANNELS:
+                raise InputError(f"The file has {self.channels} channels; at most {MAX_CHANNELS} are supported.")
+            self.format = self._container.format.name.split(",")[0].upper()
+            self.frames = -1
+            # Packed float32 at the stream's own rate and layout: only the sample format changes.
+            self._resampler = av.AudioResampler(format="flt", layout=stream.codec_context.layout,
+                                                rate=self.samplerate)
+            self._frames = self._container.decode(stream)
+            self._pending = np.zeros((0, self.channels), np.float32)
+            self._ended, self._decoded = False, 0
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _converted(self, frame) -> np.ndarray:
+        parts = [f.to_ndarray().reshape(-1, self.channels) for f in self._resampler.resample(frame)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.channels), np.float32)
+
+    def read_block(self, frames: int) -> np.ndarray | None:
+        """The next (up to `frames`, channels) float32 frames; None at the stream's end. A stream cut
+        short ends where its last whole frame ends; a decoding error before any sound raises
+        RuntimeError (one of _READ_ERRORS)."""
+        parts, n = [self._pending], len(self._pending)
+        while n < frames and not self._ended:
+            try:
+                frame = next(self._frames, None)
+            except self._av.FFmpegError as e:
+                if not self._decoded:
+                    raise RuntimeError(str(e)) from None
+                frame = None  # cut short: what was decoded is the song
+            if frame is None:
+                self._ended = True
+                converted = self._converted(None)  # the resampler's last samples
+            else:
+                converted = self._converted(frame)
+            parts.append(converted)
+            n += len(converted)
+            self._decoded += len(converted)
+        block = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        block, self._pending = block[:frames], block[frames:]
+        return np.ascontiguousarray(block, np.float32) if len(block) else None
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "_FfmpegAudio":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class _LengthUnknown(io.BytesIO):
@@ -426,6 +518,8 @@ def _read_block(f: sf.SoundFile, frames: int) -> np.ndarray | None:
     read, and for mp3 that seek restarts the decoder, so small blocks read through it can differ
     from one whole read (seen: up to 0.004 near a block's start). Without the seek they are equal.
     """
+    if isinstance(f, _FfmpegAudio):
+        return f.read_block(frames)
     block = np.empty((frames, f.channels), np.float32)
     n = sf._snd.sf_readf_float(f._file, sf._ffi.cast("float *", block.ctypes.data), frames)
     error = sf._snd.sf_error(f._file)

@@ -117,3 +117,29 @@ def opencv_decode(data: bytes) -> tuple | None:
     file-system watch's control (for a Radiance HDR, OpenCV writes the bytes to a temp file)."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     return None if image is None else image.shape
+
+
+# --- songs in the containers FFmpeg reads --------------------------------------------------------
+
+def ffmpeg_encoded(y: np.ndarray, sample_rate_hz: int, container: str, codec: str, channels: int = 2) -> bytes:
+    """A mono float signal encoded in memory by FFmpeg (PyAV): e.g. ("ipod", "aac") an m4a as
+    phones and music stores give, ("adts", "aac") a bare AAC stream, ("webm", "libopus") what a
+    browser records."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=sample_rate_hz, layout="stereo" if channels == 2 else "mono")
+        size = stream.codec_context.frame_size or 1024
+        planar = stream.codec_context.format.is_planar
+        x = np.repeat(np.asarray(y, np.float32)[None], channels, axis=0)
+        for start in range(0, x.shape[1], size):
+            chunk = np.ascontiguousarray(x[:, start:start + size])
+            frame = av.AudioFrame.from_ndarray(chunk if planar else chunk.T.reshape(1, -1),
+                                               format="fltp" if planar else "flt", layout=stream.layout.name)
+            frame.sample_rate, frame.pts = sample_rate_hz, start
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()
