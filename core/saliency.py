@@ -139,7 +139,7 @@ def face_heat_maps(scorer, crops: np.ndarray, class_index) -> np.ndarray:
     return normalised(np.mean([normalised(m) for m in maps], axis=0))
 
 
-def overlay(face: np.ndarray, heat: np.ndarray, size_px: int = OVERLAY_SIZE_PX, alpha: float = 0.6) -> np.ndarray:
+def overlay(face: np.ndarray, heat: np.ndarray, size_px: int = OVERLAY_SIZE_PX, alpha: float = 0.7) -> np.ndarray:
     """A grey face (48, 48[, 1]) 0..255 with its heat map (48, 48) in [0, 1] laid over it in the
     'jet' colours (blue cool, red hot), more opaque where hotter (at most `alpha`) ->
     (size_px, size_px, 3) uint8 RGB."""
@@ -149,7 +149,7 @@ def overlay(face: np.ndarray, heat: np.ndarray, size_px: int = OVERLAY_SIZE_PX, 
     colours = cv2.cvtColor(cv2.applyColorMap((hot * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     picture = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
     # The colour's weight grows with the heat, so the face stays plain where the model did not look.
-    weight = (alpha * np.sqrt(hot))[..., None]
+    weight = (alpha * hot)[..., None]
     return (weight * colours + (1 - weight) * picture).round().astype(np.uint8)
 
 
