@@ -19,15 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from core import audio, faces
+from core import faces, song_features
 from core.datasets import EXPRESSIONS
 from core.errors import InputError, ModelFileError
 from core.predict import ModelRunner, expression_probabilities, song_mood
 from core.variants import DEFAULT, ZOO, model_path, trained_variants
 
 DEFAULT_PASSES = 20  # Monte Carlo dropout passes per input (the page's default N)
-# One input of each task's models, without the batch axis: a 30-s log-mel window; a grey face.
-INPUT_SHAPES = {"song": (audio.WINDOW_FRAMES, audio.N_MELS), "face": (faces.FACE_SIZE_PX, faces.FACE_SIZE_PX, 1)}
+# One input of each task's models, without the batch axis: a 30-s window of musicnn patch
+# embeddings; a grey face.
+INPUT_SHAPES = {"song": (song_features.WINDOW_PATCHES, song_features.musicnn.EMBEDDING_DIM),
+                "face": (faces.FACE_SIZE_PX, faces.FACE_SIZE_PX, 1)}
 
 # Builder arguments the zoo varies, per task, in the order the table shows them.
 CHOICES = {"song": ("pooling", "pool_size", "dropout", "spatial_dropout", "summary"),
@@ -154,7 +156,7 @@ class SongInput:
     name: str
     duration_s: float
     starts_s: np.ndarray   # (k,) window starts, seconds
-    features: np.ndarray   # (k, 646, 128) float32 dB
+    features: np.ndarray   # (k, w, 250) float32 musicnn patch embeddings
 
 
 @dataclass
@@ -165,8 +167,9 @@ class PictureInput:
     crops: np.ndarray      # (n faces, 48, 48, 1) float32, 0..255
 
 
-def song_input(data: bytes, name: str = "", features: Callable[[bytes], tuple] = audio.song_features) -> SongInput:
-    """features: `audio.song_features`, or what computes the same elsewhere (`core.workers`)."""
+def song_input(data: bytes, name: str = "",
+               features: Callable[[bytes], tuple] = song_features.song_features) -> SongInput:
+    """features: `song_features.song_features`, or what computes the same elsewhere (`core.workers`)."""
     return SongInput(name, *features(data))
 
 

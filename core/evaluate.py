@@ -1,7 +1,8 @@
 """Score a model on labelled data in the shared layouts; prints one JSON object.
 
     python -m core.evaluate song --data DIR [--model PATH]
-        DIR holds features_logmel.npz and annotations.csv.
+        DIR holds annotations.csv and songs/<song_id>.<ext> (mp3, wav, flac, ogg or opus): each song
+        is scored from its audio exactly as the app scores an upload (core.predict.predict_song).
     python -m core.evaluate face --data FILE.npz [--model PATH] [--usage N]
         By default every row whose usage is not 0 (Training). Without --model, what the Face page
         runs: the ensemble of models/face/ensemble.json (core.face_ensemble), mirror average included.
@@ -16,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core import cards, datasets, metrics
-from core.errors import ModelFileError
+from core import cards, datasets, metrics, song_features
+from core.errors import InputError, ModelFileError
 from core.datasets import EXPRESSIONS
 from core.face_ensemble import FaceEnsemble
-from core.predict import ModelRunner
+from core.predict import ModelRunner, predict_song
 
 BATCH = 256
 
@@ -30,8 +31,18 @@ def _batched(runner: ModelRunner, x: np.ndarray) -> np.ndarray:
 
 
 def evaluate_song(runner: ModelRunner, data_dir: Path) -> dict:
-    data = datasets.load_music(data_dir)
-    return metrics.song_metrics(data.targets, _batched(runner, data.logmel))
+    """Every annotated song's audio through the app's path (predict_song) -> core.metrics.song_metrics.
+    A song whose file is missing or refused raises ValueError naming it."""
+    song_id, targets, _ = datasets.load_annotations(data_dir)
+    predictions = np.zeros((len(song_id), 2))
+    for i, song in enumerate(song_id):
+        path = song_features.song_file(data_dir, song)
+        try:
+            result = predict_song(runner, path.read_bytes(), path.name)
+        except InputError as e:
+            raise ValueError(f"{path}: {e}") from None
+        predictions[i] = result["valence"], result["arousal"]
+    return metrics.song_metrics(targets, predictions)
 
 
 def evaluate_face(runner: ModelRunner, data_path: Path, usage: int | None = None) -> dict:

@@ -2,8 +2,9 @@
 
 In the Streamlit server every session runs in one Python process, so its threads share one GIL:
 decoding and the log-mel features of one person's song held up the other sessions' page runs, and
-theirs held up the features. In worker processes the features run on their own; the server's
-threads only send the bytes and wait for the (k, 646, 128) features back. Measured with
+theirs held up the features. In worker processes the features (decoding, musicnn's log-mel and the
+musicnn network) run on their own; the server's threads only send the bytes and wait for the
+(k, w, 250) patch embeddings back. Measured with
 `bench/load.py --sessions 1,8 --tasks song` on 2 CPUs (README: load blocks).
 
 A worker that dies on a file (a decoder crash) does not take the server with it: that file gets a
@@ -36,7 +37,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from core import audio
+from core import musicnn, song_features
 from core.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,13 +212,14 @@ class WorkerPool:
 
 class SongFeatureWorkers(WorkerPool):
     """Worker processes that compute songs' features: `song_features(data)` is
-    `audio.song_features(data)`, run in a worker."""
+    `song_features.song_features(data)` (decoding, musicnn's log-mel and the musicnn network),
+    run in a worker."""
 
     def song_features(self, data: bytes) -> tuple[float, np.ndarray, np.ndarray]:
-        """Bytes -> (duration_s, start_s (k,), features (k, 646, 128) float32 dB), computed in a
-        worker. Raises InputError as `audio.song_features` does, and WorkerDied when the worker
-        ended on this file."""
-        return self.run(audio.song_features, data)
+        """Bytes -> (duration_s, start_s (k,), windows (k, w, 250) float32 musicnn patch embeddings),
+        computed in a worker. Raises InputError as `song_features.song_features` does, and
+        WorkerDied when the worker ended on this file."""
+        return self.run(song_features.song_features, data)
 
 
 class PictureWorkers(WorkerPool):
@@ -243,9 +245,10 @@ class PictureWorkers(WorkerPool):
 
 
 def _warm_up() -> None:
-    """Once in each worker as it starts: the window, the mel filters and the FFT are made before
-    the first song, not in a person's wait; and freed memory is kept for the next song."""
-    audio.logmel(np.zeros(audio.WINDOW_SAMPLES, np.float32))
+    """Once in each song worker as it starts: musicnn loaded and traced, the mel filters and the FFT
+    made before the first song, not in a person's wait; and freed memory is kept for the next song."""
+    mel = musicnn.log_mel(np.zeros(musicnn.SAMPLE_RATE_HZ * 3, np.float32))
+    musicnn.default_musicnn().embeddings(musicnn.patches(mel, musicnn.patch_starts(len(mel))))
     _keep_freed_memory()
 
 

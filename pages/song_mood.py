@@ -1,28 +1,32 @@
-"""Song Mood: upload songs, see each on the valence/arousal map and its path through the song."""
+"""Song Mood: upload songs, see each on the valence/arousal map with its spread, its path through
+the song over time, and what the model hears (musicnn's tags)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from core import audio, plots
+from core import audio, plots, song_card
 from core.errors import InputError
 from core.literal_text import csv_text, markdown_code
-from core.predict import predict_song
+from core.predict import predict_song, song_rows
 from webapp.navigation import use_app_navigation
-from webapp.loaders import analysis_slot, default_runner, song_feature_workers
+from webapp.loaders import analysis_slot, default_runner, fold_runners, song_feature_workers
 
 use_app_navigation()
 st.title(":material/music_note: Song mood")
 st.write(
-    "Upload one or more songs. MoodLens reads each 30-second window with a CRNN and places the song "
-    "on Russell's mood map: **valence** (sad → happy) across, **arousal** (calm → energetic) up. "
-    "The line shows how the mood moves through the song.")
+    "Upload one or more songs. MoodLens listens to each 3-second patch with a pretrained music "
+    "network (musicnn), reads each 30-second window of patches with a CRNN and places the song on "
+    "Russell's mood map: **valence** (sad → happy) across, **arousal** (calm → energetic) up. The "
+    "line shows how the mood moves through the song; the bars, how much the five cross-validation "
+    "models disagree.")
 st.caption(f"Formats: {', '.join(audio.SUPPORTED_FORMATS)} · {audio.MIN_DURATION_S:.0f} s to "
            f"{audio.MAX_DURATION_S / 60:.0f} min a song · up to 50 MB a file (long songs: use mp3 or ogg) · "
            "songs are analysed in memory and never stored.")
 
 runner = default_runner("song")
+folds = fold_runners("song", ["default"]).get("default")
 workers = song_feature_workers()
 uploads = st.file_uploader("Songs", type=list(audio.SUPPORTED_FORMATS), accept_multiple_files=True)
 
@@ -40,7 +44,7 @@ def analyse(uploads) -> tuple[list[dict], list[tuple[str, str]]]:
         progress.progress(i / len(todo), text=f"Analysing {markdown_code(upload.name)} ({i + 1} of {len(todo)})…")
         try:
             with analysis_slot:
-                done[key] = predict_song(runner, upload.getvalue(), upload.name, workers.song_features)
+                done[key] = predict_song(runner, upload.getvalue(), upload.name, workers.song_features, folds)
         except InputError as e:
             done[key] = {"error": str(e)}
     if progress:
@@ -55,12 +59,16 @@ if uploads:
     for name, message in errors:
         st.error(f"{markdown_code(name)}: {message}")
     if results:
-        st.plotly_chart(plots.mood_map(results), key="mood_map")
-        table = pd.DataFrame([{k: r[k] for k in ("file", "valence", "arousal", "quadrant", "mood",
-                                                 "duration_s")} for r in results])
+        zoom = st.toggle("Zoom to the songs", value=True, help="Off: the whole map, 0 to 1 on both axes.")
+        st.plotly_chart(plots.mood_map(results, zoom=zoom), key="mood_map")
+        st.plotly_chart(plots.mood_over_time(results), key="mood_over_time")
+        table = pd.DataFrame(song_rows(results))
         st.dataframe(table, hide_index=True, column_config={
             "valence": st.column_config.NumberColumn(format="%.3f"),
             "arousal": st.column_config.NumberColumn(format="%.3f"),
+            "valence sd": st.column_config.NumberColumn(format="%.3f", help="over the 5 fold models"),
+            "arousal sd": st.column_config.NumberColumn(format="%.3f", help="over the 5 fold models"),
+            "what the model hears": st.column_config.TextColumn(help="musicnn's top tags (Million Song Dataset)"),
             "duration_s": st.column_config.NumberColumn("duration (s)", format="%.1f")})
         # The CSV is written when the button is clicked (deferred), not on every rerun.
         st.download_button("Download the results (CSV)", lambda: csv_text(table), "moodlens_songs.csv",
@@ -76,19 +84,10 @@ else:
 
 card = runner.card
 with st.expander("About the model (from its card)", expanded=not uploads):
-    st.markdown(
-        f"A CRNN ({card['parameters']:,} parameters: Conv1D → {card['config']['pooling']} pooling → "
-        f"dropout → LSTM → Dense) trained on {card['split']['n_train']} songs of the 4Q audio emotion "
-        f"dataset (Panda et al. 2018) with MERGE valence/arousal, and scored on "
-        f"{card['split']['n_val']} held-out songs ({card['split']['method']}, seed {card['split']['seed']}).")
-    # A Markdown table, not a dataframe: this one never changes, and as a dataframe it was turned
-    # into Arrow again on every rerun (6% of the server's CPU time per song under load, py-spy).
-    rows = [("this CRNN", card["validation"])] + [
-        (f"{name} on mel mean/std (baseline)", b["validation"]) for name, b in card["baselines"].items()]
-    st.markdown("| model | valence r | arousal r | valence CCC | arousal CCC | quadrant accuracy |\n"
-                "|---|--:|--:|--:|--:|--:|\n" + "\n".join(
-                    f"| {name} | {m['valence']['r']:.3f} | {m['arousal']['r']:.3f} | {m['valence']['ccc']:.3f} "
-                    f"| {m['arousal']['ccc']:.3f} | {m['quadrant_accuracy']:.3f} |" for name, m in rows))
+    st.markdown(song_card.card_summary(card))
+    # Markdown tables, not dataframes: they never change, and as a dataframe one was turned into
+    # Arrow again on every rerun (6% of the server's CPU time per song under load, py-spy).
+    st.markdown(song_card.card_table(card))
     st.markdown(
         "**Limits.** The labels come from AllMusic editors' mood tags mapped through word norms "
         "(Warriner et al.), not from listeners' ratings; the songs are 30-s previews of mostly "

@@ -1,6 +1,12 @@
 import json
+import shutil
 
+import numpy as np
+import pytest
+
+from core import datasets, metrics
 from core.evaluate import main as evaluate_main
+from core.predict import ModelRunner, predict_song
 
 
 def test_song_evaluation_prints_the_metrics_object(tiny_song_model, tiny_music_dir, capsys):
@@ -8,6 +14,24 @@ def test_song_evaluation_prints_the_metrics_object(tiny_song_model, tiny_music_d
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 24 and 0 <= result["quadrant_accuracy"] <= 1
     assert set(result["valence"]) == set(result["arousal"]) == {"r", "r2", "ccc", "rmse"}
+
+
+def test_song_evaluation_scores_each_songs_audio_as_the_app_does_without_the_stored_log_mel(
+        tiny_song_model, tiny_music_dir, tmp_path, capsys):
+    folder = tmp_path / "music"
+    shutil.copytree(tiny_music_dir, folder, ignore=shutil.ignore_patterns("features_logmel.npz"))
+    song_id, targets, _ = datasets.load_annotations(folder)
+    runner = ModelRunner.load(tiny_song_model)
+    app = [predict_song(runner, (folder / "songs" / f"{s}.wav").read_bytes()) for s in song_id]
+    expected = metrics.song_metrics(targets, np.array([[r["valence"], r["arousal"]] for r in app]))
+    assert evaluate_main(["song", "--data", str(folder), "--model", str(tiny_song_model)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["valence"] == pytest.approx(expected["valence"], abs=1e-6)
+    assert result["arousal"] == pytest.approx(expected["arousal"], abs=1e-6)
+    assert result["quadrant_accuracy"] == expected["quadrant_accuracy"]
+    (folder / "songs" / f"{song_id[0]}.wav").write_bytes(b"not audio")
+    assert evaluate_main(["song", "--data", str(folder), "--model", str(tiny_song_model)]) == 2
+    assert f"{song_id[0]}.wav: This file could not be read as audio" in capsys.readouterr().err
 
 
 def test_face_evaluation_scores_rows_not_in_training_by_default(tiny_face_model, tiny_fer_file, capsys):

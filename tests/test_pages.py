@@ -46,9 +46,10 @@ def test_song_page_shows_the_empty_mood_map_before_any_song():
     assert len(spec["layout"]["annotations"]) == 4  # the quadrants' names
     card = cards.read_card(cards.DEFAULT_MODELS["song"])
     table = next(m.value for m in app.markdown if "| this CRNN |" in m.value)  # About the model
-    crnn = card["validation"]
-    assert f"| this CRNN | {crnn['valence']['r']:.3f} | {crnn['arousal']['r']:.3f} |" in table
-    assert all(f"| {name} on mel mean/std (baseline) |" in table for name in card["baselines"])
+    mean, sd = card["cross_validation"]["mean"], card["cross_validation"]["sd"]
+    assert (f"| this CRNN | {mean['valence']['r']:.3f} ± {sd['valence']['r']:.3f} | "
+            f"{mean['arousal']['r']:.3f} ± {sd['arousal']['r']:.3f} |") in table
+    assert all(f"| {row['name']} (ablation) |" in table for row in card["ablation"] if "recipe" not in row["name"])
 
 
 def test_song_page_maps_an_uploaded_clip_and_lists_it(song_page, real_clip):
@@ -60,6 +61,15 @@ def test_song_page_maps_an_uploaded_clip_and_lists_it(song_page, real_clip):
     assert "valence" in chart.proto.spec
     table = song_page.dataframe[0].value
     assert table["file"].tolist() == [name] and 0 <= table["valence"][0] <= 1
+    assert table["valence sd"][0] > 0  # the 5 fold models' spread
+    result = next(iter(song_page.session_state["song_results"].values()))
+    assert table["what the model hears"][0].startswith(result["tags"][0]["tag"])
+    over_time = json.loads(_charts(song_page)[1].proto.spec)
+    assert [t["name"] for t in over_time["data"]] == [f"{name}: valence", f"{name}: arousal"]
+    zoomed = json.loads(chart.proto.spec)["layout"]["xaxis"]["range"]
+    assert zoomed[0] <= result["valence"] <= zoomed[1] and zoomed[0] <= 0.5 <= zoomed[1]
+    song_page.toggle[0].set_value(False).run()  # the whole map, one click away
+    assert json.loads(_charts(song_page)[0].proto.spec)["layout"]["xaxis"]["range"] == [0, 1]
 
 
 def test_song_page_explains_a_bad_file_and_still_maps_the_good_one(song_page):

@@ -1,10 +1,12 @@
+import io
 import json
 
 import cv2
+import librosa
 import numpy as np
 import pytest
 
-from core import audio
+from core import musicnn, song_features
 from core.errors import InputError
 from core.datasets import EXPRESSIONS
 from core.predict import ModelRunner, main as predict_main, predict_faces, predict_song
@@ -25,25 +27,44 @@ def test_a_long_song_gets_a_mood_that_is_the_mean_of_its_windows(song_runner):
     result = predict_song(song_runner, wav_bytes(music_like(70.0, 44100), 44100), "long.wav")
     assert result["quadrant"] in {"Q1", "Q2", "Q3", "Q4"} and result["duration_s"] == pytest.approx(70.0)
     windows = result["windows"]
+    # 23 whole 3-s patches: windows of 10 consecutive patches at most 3 patches (9 s) apart
     assert len(windows) == 6 and windows[0]["start_s"] == 0.0
-    assert max(np.diff([w["start_s"] for w in windows])) <= 10.0
-    assert windows[-1]["start_s"] == pytest.approx(70.0 - audio.WINDOW_S, abs=0.1)
+    assert max(np.diff([w["start_s"] for w in windows])) <= 3 * musicnn.PATCH_S + 0.01
+    window_s = song_features.WINDOW_PATCHES * musicnn.PATCH_S
+    assert 70.0 - musicnn.PATCH_S <= windows[-1]["start_s"] + window_s <= 70.0
     assert result["valence"] == pytest.approx(np.mean([w["valence"] for w in windows]), abs=1e-6)
     assert result["arousal"] == pytest.approx(np.mean([w["arousal"] for w in windows]), abs=1e-6)
 
 
-def test_a_song_is_scored_on_the_windows_of_the_plain_path(song_runner):
+def test_a_song_is_scored_on_musicnn_patches_of_the_plain_librosa_path(song_runner):
     data = wav_bytes(music_like(70.0, 44100, channels=2, seed=3), 44100)
-    scored = predict_song(song_runner, data)["windows"]
-    _, windows = audio.song_windows(audio.load_song(data).samples)
-    np.testing.assert_allclose([[w["valence"], w["arousal"]] for w in scored], song_runner(windows),
-                               rtol=0, atol=1e-5)
+    scored = predict_song(song_runner, data)
+    y, _ = librosa.load(io.BytesIO(data), sr=musicnn.SAMPLE_RATE_HZ)  # musicnn's own decoding
+    mel = musicnn.log_mel(y)
+    starts = musicnn.patch_starts(len(mel))
+    embeddings = musicnn.default_musicnn().embeddings(musicnn.patches(mel, starts))
+    _, windows = song_features.windows(embeddings, starts * musicnn.PATCH_S / musicnn.PATCH_FRAMES)
+    np.testing.assert_allclose([[w["valence"], w["arousal"]] for w in scored["windows"]], song_runner(windows),
+                               rtol=0, atol=1e-4)
+    tags = scored["tags"]
+    assert [t["tag"] for t in tags] == [musicnn.MSD_TAGS[i] for i in np.argsort(-embeddings[:, 200:].mean(0))[:5]]
+    assert tags[0]["probability"] == pytest.approx(embeddings[:, 200:].mean(0).max(), abs=1e-4)
+
+
+def test_a_song_longer_than_the_patch_budget_is_sampled_from_start_to_end(song_runner):
+    seconds = 4 * 60.0
+    result = predict_song(song_runner, wav_bytes(music_like(seconds, 16000, seed=4), 16000))
+    windows = result["windows"]
+    assert windows[0]["start_s"] == 0.0
+    assert windows[-1]["start_s"] > seconds - 60  # the last window's patches reach the song's end
+    duration, starts_s, patches = song_features.song_patches(wav_bytes(music_like(seconds, 16000, seed=4), 16000))
+    assert len(patches) == song_features.MAX_PATCHES and starts_s[-1] + musicnn.PATCH_S <= seconds
 
 
 def test_the_runner_is_safe_to_call_from_several_threads(song_runner):
     from concurrent.futures import ThreadPoolExecutor
 
-    x = np.stack([audio.logmel(music_like(5.0, seed=i)) for i in range(4)])
+    x = np.random.default_rng(0).normal(size=(4, song_features.WINDOW_PATCHES, musicnn.EMBEDDING_DIM))
     expected = song_runner(x)
     with ThreadPoolExecutor(4) as pool:
         outputs = list(pool.map(lambda k: song_runner(x[k:k + 1]), [0, 1, 2, 3] * 5))
@@ -58,7 +79,7 @@ def test_song_cli_prints_one_json_line_per_file(tiny_song_model, tmp_path, capsy
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
     result = json.loads(lines[0])
-    assert {"file", "valence", "arousal", "quadrant", "windows"} <= set(result)
+    assert {"file", "valence", "arousal", "quadrant", "windows", "tags"} <= set(result)
     assert set(result["windows"][0]) == {"start_s", "valence", "arousal"}
 
 
@@ -95,7 +116,7 @@ def test_face_cli_prints_json_and_refuses_a_non_image(tiny_face_model, tmp_path,
 
 
 def test_monte_carlo_dropout_spreads_predictions_but_plain_calls_do_not(song_runner):
-    x = np.stack([audio.logmel(music_like(5.0, seed=i)) for i in range(2)])
+    x = np.random.default_rng(1).normal(size=(2, song_features.WINDOW_PATCHES, musicnn.EMBEDDING_DIM))
     samples = song_runner.mc_dropout(x, passes=8)
     assert samples.shape == (8, 2, 2)
     assert samples.std(axis=0).min() > 0  # dropout on: the passes differ

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import audio, cards
+from core import cards, song_features
 from core.errors import InputError
 from core.predict import ModelRunner, predict_song
 from core.workers import PictureWorkers, SongFeatureWorkers, WorkerDied, WorkersFailed
@@ -30,7 +30,7 @@ def workers():
 
 
 def _assert_same_features(got, expected) -> None:
-    # The same code in another process: equal but for float rounding (1e-4 dB, as between our paths).
+    # The same code in another process: equal but for float rounding (musicnn embeddings within 1e-4).
     duration_s, starts_s, features = got
     assert duration_s == pytest.approx(expected[0], abs=1e-6)
     np.testing.assert_allclose(starts_s, expected[1], rtol=0, atol=1e-9)
@@ -41,7 +41,7 @@ def _assert_same_features(got, expected) -> None:
 def test_features_from_a_worker_equal_the_features_computed_here(workers, real_clip):
     long_song = wav_bytes(music_like(70.0, 44100, channels=2, seed=3), 44100)  # several windows
     for data in (real_clip[1], long_song):
-        _assert_same_features(workers.song_features(data), audio.song_features(data))
+        _assert_same_features(workers.song_features(data), song_features.song_features(data))
     assert len(workers.song_features(long_song)[1]) > 1
 
 
@@ -53,7 +53,7 @@ def test_features_from_a_worker_equal_the_features_computed_here(workers, real_c
 ], ids=["empty", "random bytes", "0.2 s", "silent"])
 def test_a_file_that_is_not_a_song_gets_the_same_message_from_a_worker(workers, data):
     with pytest.raises(InputError) as here:
-        audio.song_features(data)
+        song_features.song_features(data)
     with pytest.raises(InputError) as there:
         workers.song_features(data)
     assert type(there.value) is InputError and str(there.value) == str(here.value)
@@ -68,12 +68,12 @@ def test_a_worker_that_dies_gives_a_clear_message_and_the_next_song_is_analysed(
     thread.start()
     thread.join(timeout=60)
     assert result, "no worker answered after the others died"
-    _assert_same_features(result[0], audio.song_features(song_wav))
+    _assert_same_features(result[0], song_features.song_features(song_wav))
 
 
 def test_songs_from_8_threads_at_once_each_get_their_own_features(workers):
     songs = [wav_bytes(music_like(5.0 + k, 44100, seed=k), 44100) for k in range(8)]
-    alone = [audio.song_features(data) for data in songs]
+    alone = [song_features.song_features(data) for data in songs]
     barrier = threading.Barrier(len(songs))
 
     def analyse(data):
@@ -157,7 +157,7 @@ def test_a_worker_that_hangs_on_a_file_is_stopped_and_replaced(song_wav):
         with pytest.raises(WorkerDied, match="took over 1 s and was stopped"):
             pool.run(time.sleep, 30)  # what a decoder looping for ever looks like to the server
         assert time.monotonic() - started < 15
-        _assert_same_features(pool.song_features(song_wav), audio.song_features(song_wav))
+        _assert_same_features(pool.song_features(song_wav), song_features.song_features(song_wav))
     finally:
         pool.close()
 
