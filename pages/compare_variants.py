@@ -175,7 +175,7 @@ def show_faces(source, results: dict) -> None:
         if st.toggle(f"Face {i + 1}: where each variant looks", key=f"variant_looks_{i}"):
             for column, (name, found) in zip(st.columns(len(results)), results.items()):
                 column.image(saliency.face_overlay(runners[name], source.crops[i], found[i]["label"]),
-                             caption=f"{name}: {found[i]['label']}", width="stretch")
+                             caption=f"{name}: {found[i]['label']}", width=saliency.OVERLAY_SIZE_PX)
             st.caption("Grad-CAM on each variant's last convolution block, for the label it gives; red: "
                        "what raised that label's score most.")
 
