@@ -96,7 +96,10 @@ def decode_image(data: bytes) -> np.ndarray:
         raise too_large
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error:
+    except cv2.error as e:
+        if e.code == cv2.Error.StsNoMem:  # over a worker's memory limit (core.workers)
+            raise InputError("Decoding this picture needs more memory than a picture may use here (it may be "
+                             "damaged or made to need it). Resize it and try again.") from None
         image = None
     if image is None or image.size == 0:
         raise _undecodable(data, fmt)

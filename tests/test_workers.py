@@ -200,7 +200,7 @@ def test_a_picture_worker_cannot_grow_past_its_memory_limit_and_carries_on(pictu
         picture_workers.run(np.ones, (picture_workers.memory_mb + 100) * 1024 * 1024, np.uint8)
     small = PictureWorkers(1, memory_mb=60)  # less than an 8000x8000 picture's decoded pixels (192 MB)
     try:
-        with pytest.raises(InputError):
+        with pytest.raises(InputError, match="needs more memory than a picture may use"):
             small.decode_image(_png(np.full((8000, 8000, 3), 90, np.uint8)))
         assert small.decode_image(_png(np.full((100, 120, 3), 90, np.uint8))).shape == (100, 120, 3)
     finally:
