@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from webapp.server_setup import configure_server
+from webapp.server_setup import configure_server, warm_up_in_background
 
 configure_server()
+warm_up_in_background()  # the models load while the first page draws
 
 # An emoji favicon is drawn in the browser; a :material/…: one is fetched from fonts.gstatic.com.
 st.set_page_config(page_title="MoodLens", page_icon="🎭", layout="wide")

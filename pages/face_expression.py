@@ -22,16 +22,17 @@ st.caption(f"Formats: {', '.join(faces.SUPPORTED_FORMATS)} · at most {faces.MAX
            f"{faces.WORK_MAX_SIDE_PX} px) · **Privacy:** pictures are processed in memory and never "
            "stored; nothing leaves this server.")
 
-runner = face_page_scorer()
-workers = picture_workers()
 camera_tab, upload_tab, live_tab = st.tabs([":material/photo_camera: Webcam", ":material/image: Photo",
                                            ":material/videocam: Live video"])
-with live_tab:
-    live_video.live_mode(runner)
 with camera_tab:
     snapshot = st.camera_input("Take a picture")
 with upload_tab:
     photo = st.file_uploader("Photo", type=list(faces.SUPPORTED_FORMATS))
+# Asked for once the page's inputs are drawn: the page is usable while they load (webapp.loaders).
+runner = face_page_scorer()
+workers = picture_workers()
+with live_tab:
+    live_video.live_mode(runner)
 picture = snapshot or photo
 
 

@@ -25,10 +25,18 @@ st.caption(f"Formats: {', '.join(audio.SUPPORTED_FORMATS)} · {audio.MIN_DURATIO
            f"{audio.MAX_DURATION_S / 60:.0f} min a song · up to 50 MB a file (long songs: use mp3 or ogg) · "
            "songs are analysed in memory and never stored.")
 
+uploads = st.file_uploader("Songs", type=list(audio.SUPPORTED_FORMATS), accept_multiple_files=True)
+recording = st.audio_input(f"Or record what is playing ({audio.MIN_RECORDING_S:.0f} s or more)",
+                           sample_rate=None)  # the microphone's own rate: music, not speech at 16 kHz
+st.caption("A recording hears the room too: noise, voices and the speaker change what the model hears.")
+# Drawn before the models are asked for: the page is usable while they load (webapp.loaders).
 runner = default_runner("song")
 folds = fold_runners("song", ["default"]).get("default")
 workers = song_feature_workers()
-uploads = st.file_uploader("Songs", type=list(audio.SUPPORTED_FORMATS), accept_multiple_files=True)
+uploads = list(uploads or []) + ([recording] if recording else [])
+names = {u.file_id: u.name for u in uploads}
+if recording:
+    names[recording.file_id] = "microphone recording"
 
 
 def analyse(uploads) -> tuple[list[dict], list[tuple[str, str]]]:
@@ -41,16 +49,19 @@ def analyse(uploads) -> tuple[list[dict], list[tuple[str, str]]]:
     todo = [(key, u) for key, u in keyed if key not in done]
     progress = st.progress(0.0, text="Analysing…") if todo else None
     for i, (key, upload) in enumerate(todo):
-        progress.progress(i / len(todo), text=f"Analysing {markdown_code(upload.name)} ({i + 1} of {len(todo)})…")
+        progress.progress(i / len(todo), text=f"Analysing {markdown_code(names[key])} ({i + 1} of {len(todo)})…")
         try:
             with analysis_slot:
-                done[key] = predict_song(runner, upload.getvalue(), upload.name, workers.song_features, folds)
+                done[key] = predict_song(runner, upload.getvalue(), names[key], workers.song_features, folds)
+            if recording is not None and key == recording.file_id:
+                if too_short := audio.recording_too_short(done[key]["duration_s"]):
+                    raise too_short
         except InputError as e:
             done[key] = {"error": str(e)}
     if progress:
         progress.empty()
     results = [done[key] for key, _ in keyed if "error" not in done[key]]
-    errors = [(u.name, done[key]["error"]) for key, u in keyed if "error" in done[key]]
+    errors = [(names[key], done[key]["error"]) for key, u in keyed if "error" in done[key]]
     return results, errors
 
 
@@ -75,11 +86,12 @@ if uploads:
                            "text/csv", on_click="ignore")
         with st.expander("Listen"):
             for upload in uploads:
-                st.text(upload.name)  # text, not Markdown: a name is never markup
+                st.text(names[upload.file_id])  # text, not Markdown: a name is never markup
                 st.audio(upload.getvalue())
 else:
     st.session_state.pop("song_results", None)
-    st.info("No song yet: upload one above (a 30-second clip or a whole song). It will appear on this map.")
+    st.info("No song yet: upload one above (a 30-second clip or a whole song) or record what is playing. "
+            "It will appear on this map.")
     st.plotly_chart(plots.mood_map([]), key="mood_map")
 
 card = runner.card

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from core import cards
+from core.audio import MIN_RECORDING_S
 from tests.conftest import FER_FILE, has_shared, MUSIC_DIR, ROOT, music_like, wav_bytes
 from tests.live_server import LiveServer, ServerFailed
 
@@ -141,10 +142,14 @@ def browser(request, tmp_path_factory):
     for stale in SCREENSHOTS.glob("FAILED_*.png"):  # from an earlier run
         stale.unlink()
     webcam = request.getfixturevalue("face_pictures").webcam_bgr
-    camera = write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", webcam)
+    devices = tmp_path_factory.mktemp("devices")
+    camera = write_y4m(devices / "face.y4m", webcam)
+    microphone = devices / "music.wav"  # what the fake microphone hears, looped
+    microphone.write_bytes(wav_bytes(music_like(20.0, 48000, channels=2, seed=31), 48000))
     with sync_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            *CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}"])
+            *CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}",
+            f"--use-file-for-fake-audio-capture={microphone}"])
         yield chromium
         chromium.close()
 
@@ -163,7 +168,7 @@ def _is_local(url: str) -> bool:
 
 
 def _new_visit(browser) -> tuple[object, Visit]:
-    context = browser.new_context(viewport=VIEWPORT, permissions=["camera"])
+    context = browser.new_context(viewport=VIEWPORT, permissions=["camera", "microphone"])
     context.set_default_timeout(PAGE_TIMEOUT_MS)
     visit = Visit(context.new_page())
 
@@ -611,3 +616,24 @@ def test_a_picture_named_as_markdown_is_named_as_text_on_the_face_page(visit, se
     assert page.locator('img[src*="example.invalid"]').count() == 0
     assert page.locator('[data-testid="stMain"] strong').filter(has_text=re.compile(r"^bold$")).count() == 0
     assert_healthy(visit)
+
+
+def test_song_page_records_from_the_microphone_and_puts_the_recording_on_the_map(visit, server):
+    """Chromium's fake microphone plays a generated piece of music; a person records 7 s of it."""
+    page = open_page(visit, server, "song_mood", "Song mood")
+    recorder = page.locator('[data-testid="stAudioInput"]')
+    recorder.get_by_role("button", name=re.compile("record", re.I)).first.click()
+    page.wait_for_timeout(7000)
+    recorder.get_by_role("button", name=re.compile("stop", re.I)).first.click()
+    mood_map = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Mood map")
+    mood_map.filter(has_text="microphone recording").wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    results_table = '[data-testid="stMain"] [data-testid="stDataFrame"] [role="gridcell"]'
+    page.locator(f'{results_table}:has-text("microphone recording")').first.wait_for(  # the grid's accessible
+        state="attached", timeout=RESULT_TIMEOUT_MS)                                   # cells are hidden
+    wait_until_idle(page)
+    assert error_texts(page) == []
+    cells = grid_cells(page)
+    assert cells[0] == "microphone recording" and 0 <= float(cells[1]) <= 1 and 0 <= float(cells[2]) <= 1
+    assert float(cells[5]) >= MIN_RECORDING_S  # duration (s)
+    assert_healthy(visit)
+    screenshot(page, "song_mood_recording")

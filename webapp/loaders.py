@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -19,6 +20,7 @@ from core.workers import PictureWorkers, SongFeatureWorkers, WorkersFailed
 from webapp.server_setup import configure_server, keep_loaded_objects_out_of_gc
 
 configure_server()
+log = logging.getLogger("moodlens.loaders")
 
 
 # At most one analysis per CPU at a time, across all sessions: `with analysis_slot:`. The others
@@ -26,8 +28,59 @@ configure_server()
 # together at the end.
 analysis_slot = threading.BoundedSemaphore(os.cpu_count() or 1)
 
+# What has finished loading in this process (key: loader and arguments): a page shows a spinner
+# only while something it needs is still loading, here or on the warm-up thread.
+_ready: set[tuple] = set()
+_ready_lock = threading.Lock()
 
-@st.cache_resource(show_spinner="Loading the model…")
+
+def _loaded(load, *args, message: str):
+    """`load(*args)`, a cached loader: at once when it has loaded before in this process, else under
+    a spinner with `message` (waiting for the warm-up thread's load of the same thing if it is under
+    way: Streamlit's cache computes a value once and lets the others wait for it)."""
+    key = (load.__name__, args)
+    with _ready_lock:
+        ready = key in _ready
+    if ready:
+        return load(*args)
+    with st.spinner(message, show_time=True):
+        value = load(*args)
+    with _ready_lock:
+        _ready.add(key)
+    return value
+
+
+def _warm_up() -> None:
+    """Load what the pages need, in the order a first visitor most likely needs it. A failure is
+    left for the page that needs the thing to report (its own call raises it again)."""
+    steps = [(_song_feature_workers,), (_load, str(cards.DEFAULT_MODELS["song"]), "song"),
+             *[(_load, str(path), "song") for path in fold_model_paths("song", "default")],
+             (_picture_workers,), (_load_face_ensemble, str(face_ensemble.ENSEMBLE_CARD))]
+    for load, *args in steps:
+        try:
+            load(*args)
+        except Exception as e:  # noqa: BLE001 - reported by the page that needs it
+            log.warning("warm-up: %s%s failed (the page will say why): %s", load.__name__, tuple(args), e)
+            continue
+        with _ready_lock:
+            _ready.add((load.__name__, tuple(args)))
+
+
+def warm_up() -> None:
+    """Load everything the pages need, once per process (webapp.server_setup.warm_up_in_background
+    calls it on a thread of its own when the first person opens any page)."""
+    global _warmed_up
+    with _ready_lock:
+        if _warmed_up:
+            return
+        _warmed_up = True
+    _warm_up()
+
+
+_warmed_up = False
+
+
+@st.cache_resource(show_spinner=False)
 def _load(path: str, task: str) -> ModelRunner:
     """The task's model at `path`, traced (its first call), and for faces the detectors, made
     before anyone waits on them."""
@@ -39,7 +92,7 @@ def _load(path: str, task: str) -> ModelRunner:
     return runner
 
 
-@st.cache_resource(show_spinner="Starting the song analysis…")
+@st.cache_resource(show_spinner=False)
 def _song_feature_workers() -> SongFeatureWorkers:
     return SongFeatureWorkers(os.cpu_count() or 1)
 
@@ -48,13 +101,13 @@ def song_feature_workers() -> SongFeatureWorkers:
     """One worker process per CPU for songs' features, shared by every session (`core.workers`);
     if they cannot start, a clear message and the page stops."""
     try:
-        return _song_feature_workers()
+        return _loaded(_song_feature_workers, message="Starting the song analysis…")
     except WorkersFailed as e:
         st.error(f"Songs cannot be analysed on this server: {e}.")
         st.stop()
 
 
-@st.cache_resource(show_spinner="Starting the picture decoding…")
+@st.cache_resource(show_spinner=False)
 def _picture_workers() -> PictureWorkers:
     return PictureWorkers(os.cpu_count() or 1)
 
@@ -63,13 +116,13 @@ def picture_workers() -> PictureWorkers:
     """One worker process per CPU that decodes pictures with a time and a memory limit, shared by
     every session (`core.workers`); if they cannot start, a clear message and the page stops."""
     try:
-        return _picture_workers()
+        return _loaded(_picture_workers, message="Starting the picture decoding…")
     except WorkersFailed as e:
         st.error(f"Pictures cannot be analysed on this server: {e}.")
         st.stop()
 
 
-@st.cache_resource(show_spinner="Loading the models…")
+@st.cache_resource(show_spinner=False)
 def _load_face_ensemble(card_path: str) -> FaceEnsemble:
     """The Face page's ensemble (its card at `card_path`), each member traced, and the detectors."""
     ensemble = FaceEnsemble.load(Path(card_path))
@@ -87,7 +140,7 @@ def face_page_scorer() -> FaceEnsemble:
     """What the Face page runs: the ensemble its card names (core.face_ensemble.ENSEMBLE_CARD); on a
     missing or altered file, a clear message and the page stops."""
     try:
-        return _load_face_ensemble(str(face_ensemble.ENSEMBLE_CARD))
+        return _loaded(_load_face_ensemble, str(face_ensemble.ENSEMBLE_CARD), message="Loading the models…")
     except ModelFileError as e:
         st.error(f"This page cannot run: {e}")
         st.stop()
@@ -96,7 +149,7 @@ def face_page_scorer() -> FaceEnsemble:
 def default_runner(task: str) -> ModelRunner:
     """The task's default model; on a missing or corrupt file, a clear message and the page stops."""
     try:
-        return _load(str(cards.DEFAULT_MODELS[task]), task)
+        return _loaded(_load, str(cards.DEFAULT_MODELS[task]), task, message="Loading the model…")
     except ModelFileError as e:
         st.error(f"This page cannot run: {e}")
         st.stop()
@@ -130,7 +183,8 @@ def fold_runners(task: str, names: list[str]) -> dict[str, list[ModelRunner]]:
     runners = {}
     for name in names:
         try:
-            found = [_load(str(path), task) for path in fold_model_paths(task, name)]
+            found = [_loaded(_load, str(path), task, message="Loading the fold models…")
+                     for path in fold_model_paths(task, name)]
         except ModelFileError as e:
             st.warning(f"Variant **{name}**: its fold models are left out: {e}")
             continue
