@@ -174,12 +174,18 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=["song", "face"])
     parser.add_argument("files", nargs="+", type=Path)
-    parser.add_argument("--model", type=Path, default=None, help="a .keras file (default: the app's)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a .keras file (default: the app's; for faces the Face page's ensemble)")
     parser.add_argument("--whole-image", action="store_true",
                         help="face: score each picture as one face, without detection")
     args = parser.parse_args(argv)
     try:
-        runner = ModelRunner.load(args.model or cards.DEFAULT_MODELS[args.task])
+        if args.task == "face" and args.model is None:
+            from core.face_ensemble import FaceEnsemble  # it imports this module
+
+            runner = FaceEnsemble.load()  # what the Face page runs
+        else:
+            runner = ModelRunner.load(args.model or cards.DEFAULT_MODELS[args.task])
     except ModelFileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

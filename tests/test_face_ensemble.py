@@ -143,3 +143,24 @@ def test_every_set_is_measured_with_and_without_the_mirror():
     assert check["sets_tried"] == 14 and rows[check["rank_by_accuracy"] - 1] is not None
     assert rows[check["rank_by_accuracy"] - 1]["members"] == ["a", "b"]
     assert datasets.FER_PUBLIC_TEST == 1
+
+
+def test_predict_without_a_model_scores_a_picture_with_the_face_pages_ensemble(fer_faces, tmp_path, capsys):
+    import cv2
+
+    from core import faces, predict
+
+    canvas = np.full((480, 640), 128, np.uint8)
+    face = next(f for f in fer_faces if faces.detect_faces(
+        cv2.copyMakeBorder(cv2.resize(f, (160, 160)), 100, 100, 100, 100, cv2.BORDER_CONSTANT, value=128)))
+    canvas[100:260, 200:360] = cv2.resize(face, (160, 160))
+    picture = tmp_path / "me.png"
+    picture.write_bytes(cv2.imencode(".png", canvas)[1].tobytes())
+    assert predict.main(["face", str(picture)]) == 0
+    printed = json.loads(capsys.readouterr().out)["faces"]
+    expected = predict.predict_faces(FaceEnsemble.load(), picture.read_bytes())["faces"]
+    alone = predict.predict_faces(ModelRunner.load(cards.DEFAULT_MODELS["face"]), picture.read_bytes())["faces"]
+    assert len(printed) == len(expected) == 1
+    got = np.array(list(printed[0]["probabilities"].values()))
+    np.testing.assert_allclose(got, list(expected[0]["probabilities"].values()), atol=1e-5)
+    assert np.abs(got - list(alone[0]["probabilities"].values())).max() > 1e-3  # not the default alone
