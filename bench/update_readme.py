@@ -31,6 +31,7 @@ BLOCK_FILES = {
     "compare-bench": "docs/benchmarks.md", "detector-bench": "docs/benchmarks.md",
     "load-bench": "docs/performance.md", "load-probe-bench": "docs/performance.md",
     "load-memory-bench": "docs/performance.md", "load-closed-bench": "docs/performance.md",
+    "cold-start-bench": "docs/performance.md", "live-bench": "docs/performance.md",
 }
 
 
@@ -143,7 +144,8 @@ def main() -> None:
                 ("load-probe-bench", "load.py", "--clients", "probe", "--sessions", "1,8", "--rounds", "8", "--summary"),
                 ("load-memory-bench", "load.py", "--in-a-row", "200", "--summary"),
                 ("load-closed-bench", "load.py", "--in-a-row", "100", "--keep-files", "--wait-after-close", "140",
-                 "--summary")):
+                 "--summary"),
+                ("cold-start-bench", "cold_start.py"), ("live-bench", "live_fps.py")):
             if args.bench and name not in args.bench.split(","):
                 continue
             put(name, bench(script, *options))
