@@ -55,9 +55,10 @@ class FaceEnsemble:
 
     @classmethod
     def load(cls, card_path: Path | None = None) -> "FaceEnsemble":
-        """The ensemble its card describes (default: ENSEMBLE_CARD, what the Face page runs); each member is checked against its own card (its SHA-256)
-        and against the ensemble's card, so a retrained member is refused until the ensemble's card
-        is written again (its metrics were measured on the old file)."""
+        """The ensemble its card describes (default: ENSEMBLE_CARD, what the Face page runs). Each
+        member is checked against its own card (its SHA-256) and against the ensemble's card, so a
+        retrained member is refused until the ensemble's card is written again (its metrics were
+        measured on the old file). Raises ModelFileError naming the file that is wrong."""
         card_path = Path(card_path or ENSEMBLE_CARD)
         try:
             card = json.loads(card_path.read_text())
@@ -66,15 +67,21 @@ class FaceEnsemble:
                                  "`python -m core.face_ensemble card`.")
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ModelFileError(f"The ensemble card {card_path} is not valid JSON ({e}).")
+        try:
+            listed, mirror = [(m["name"], m["file"], m["sha256"]) for m in card["members"]], card["mirror_average"]
+        except (KeyError, TypeError) as e:
+            raise ModelFileError(f"The ensemble card {card_path} lacks its members or mirror_average ({e!r}).")
         members = {}
-        for member in card["members"]:
-            path = card_path.parent / member["file"]
+        for name, file, sha256 in listed:
+            path = card_path.parent / file
             runner = ModelRunner.load(path)
-            if runner.card["model_file"]["sha256"] != member["sha256"]:
+            if runner.card["model_file"]["sha256"] != sha256:
                 raise ModelFileError(f"The model file {path} is not the one the ensemble card {card_path} "
                                      "measured: write the card again with `python -m core.face_ensemble card`.")
-            members[member["name"]] = runner
-        return cls(members, card["mirror_average"], card)
+            members[name] = runner
+        if not members:
+            raise ModelFileError(f"The ensemble card {card_path} lists no members.")
+        return cls(members, mirror, card)
 
     def member_probabilities(self, x: np.ndarray) -> np.ndarray:
         """Each member's probabilities (mirror-averaged if the ensemble mirrors) -> (members, n, 7)."""

@@ -73,6 +73,12 @@ def test_the_card_names_the_files_it_measured_and_load_refuses_others(tmp_path):
         FaceEnsemble.load(card)
     with pytest.raises(ModelFileError, match="is missing"):
         FaceEnsemble.load(tmp_path / "nothing.json")
+    card.write_text(json.dumps({"members": [{"name": "default"}], "mirror_average": True}))
+    with pytest.raises(ModelFileError, match="lacks its members"):
+        FaceEnsemble.load(card)
+    card.write_text(json.dumps({"members": [], "mirror_average": True}))
+    with pytest.raises(ModelFileError, match="lists no members"):
+        FaceEnsemble.load(card)
 
 
 def test_the_committed_card_matches_the_committed_models():
