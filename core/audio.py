@@ -68,7 +68,8 @@ def _open_audio(data: bytes) -> sf.SoundFile | _FfmpegAudio:
     """An open libsndfile reader over the bytes (FFmpeg's for m4a, AAC and WebM), its header checked
     (channels).
 
-    Its `frames` is the header's word, which can be wrong (see _LengthUnknown, _wav_data_to_the_end):
+    Its `frames` is the header's word, which can be wrong (see _LengthUnknown, _wav_data_to_the_end,
+    _flac_length_untold):
     the length that counts is the one decoded, and the reading stops at the limit (_decoded_here).
     Raises InputError with a message for a person when the bytes are not usable audio.
     """
@@ -76,7 +77,7 @@ def _open_audio(data: bytes) -> sf.SoundFile | _FfmpegAudio:
         raise InputError(f"The file is empty. Upload a song as {', '.join(SUPPORTED_FORMATS)}.")
     if _ffmpeg_container(data):
         return _FfmpegAudio(data)
-    data = _wav_data_to_the_end(data)
+    data = _flac_length_untold(_wav_data_to_the_end(data))
     try:
         f = sf.SoundFile(io.BytesIO(data))
         if f.format == "MP3" and not _mp3_length_tag(data):
@@ -210,6 +211,19 @@ def _mp3_length_tag(data: bytes) -> bool:
                  if data[i] == 0xFF and data[i + 1] & 0xE0 == 0xE0), None)
     # The tag sits 13 to 36 bytes into the frame, after its header and side information.
     return sync is not None and any(tag in data[sync:sync + 64] for tag in (b"Xing", b"Info", b"VBRI"))
+
+
+def _flac_length_untold(data: bytes) -> bytes:
+    """A FLAC whose STREAMINFO gives its length in samples gets, in a copy, 0 there ('unknown'):
+    libsndfile never reads past the length a header gives, and a FLAC's can be less than its frames
+    hold (one that says 10 s of 40 s was read as 10 s). Told nothing, it reads the frames to their
+    end. Other bytes come back as they are."""
+    at = 8 + 13  # 'fLaC', a 4-byte block header, then STREAMINFO: its 36-bit count from byte 13 on
+    if data[:4] != b"fLaC" or data[4] & 0x7F != 0 or len(data) < at + 5:
+        return data
+    if data[at] & 0x0F == 0 and data[at + 1:at + 5] == bytes(4):
+        return data
+    return data[:at] + bytes([data[at] & 0xF0]) + bytes(4) + data[at + 5:]
 
 
 def _wav_data_to_the_end(data: bytes) -> bytes:

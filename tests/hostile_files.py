@@ -143,3 +143,13 @@ def ffmpeg_encoded(y: np.ndarray, sample_rate_hz: int, container: str, codec: st
         for packet in stream.encode(None):
             out.mux(packet)
     return buffer.getvalue()
+
+
+def flac_claiming(y: np.ndarray, sample_rate_hz: int, claimed_s: float) -> bytes:
+    """A FLAC whose STREAMINFO says it is claimed_s long, whatever its frames hold."""
+    data = bytearray(wav_bytes(y, sample_rate_hz, fmt="FLAC"))
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0
+    n = int(claimed_s * sample_rate_hz)
+    data[8 + 13] = (data[8 + 13] & 0xF0) | (n >> 32 & 0x0F)
+    data[8 + 14:8 + 18] = (n & 0xFFFFFFFF).to_bytes(4, "big")
+    return bytes(data)

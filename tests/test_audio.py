@@ -323,6 +323,17 @@ def test_a_header_without_a_length_gives_the_decoded_length(make):
     np.testing.assert_array_equal(starts_s, audio.load_song_windows(wav_bytes(y, 22050))[1])
 
 
+@pytest.mark.parametrize("claimed_s", [10.0, 120.0])
+def test_a_flac_whose_header_gives_another_length_is_read_to_its_frames_end(claimed_s):
+    from tests.hostile_files import flac_claiming
+
+    y = music_like(40.0, 22050, seed=8)
+    data = flac_claiming(y, 22050, claimed_s)
+    assert _header_s(data) == claimed_s
+    for song in (audio.load_song(data), audio.load_song_windows(data)[0]):
+        assert song.duration_s == pytest.approx(40.0, abs=1e-6)
+
+
 def test_a_flac_of_unknown_length_over_the_limit_is_refused_without_decoding_it_all(monkeypatch):
     from tests.hostile_files import flac_of_unknown_length
 
@@ -369,3 +380,9 @@ def test_songs_in_the_containers_of_phones_and_browsers_decode_like_the_others(n
 
     r = np.corrcoef(spectrum(song.samples), spectrum(reference.samples))[0, 1]
     assert r > 0.95, r
+
+
+def test_a_microphone_recording_needs_a_few_seconds_of_music():
+    assert audio.recording_too_short(audio.MIN_RECORDING_S) is None
+    message = str(audio.recording_too_short(3.2))
+    assert "only 3.2 s long" in message and f"at least {audio.MIN_RECORDING_S:.0f} s" in message
