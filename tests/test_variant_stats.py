@@ -131,10 +131,13 @@ def test_song_comparison_refuses_cards_without_folds_or_on_other_folds():
         variant_stats.song_comparison(old)
 
 
-def test_the_face_cards_hold_a_comparison_consistent_with_its_numbers():
-    zoo = trained_variants("face")
+@pytest.mark.parametrize("task", ["face", "song"])
+def test_the_cards_hold_a_comparison_consistent_with_its_numbers(task):
+    zoo = trained_variants(task)
     others = [n for n in zoo if n != DEFAULT]
-    for spec in variant_stats.FACE_METRICS:
+    assert all("comparison" in card for card in zoo.values()), \
+        f"cards without a comparison: {[n for n, c in zoo.items() if 'comparison' not in c]}"
+    for spec in variant_stats.METRICS[task]:
         entries = {name: zoo[name]["comparison"]["metrics"][spec.key] for name in zoo}
         assert stats.holm([entries[n]["p"] for n in others]) == pytest.approx([entries[n]["p_holm"] for n in others])
         for name in others:
@@ -144,11 +147,18 @@ def test_the_face_cards_hold_a_comparison_consistent_with_its_numbers():
             assert e["verdict"] == stats.verdict(d["value"], e["p_holm"], spec.higher_is_better)
             assert e["sentence"] == stats.sentence(name, spec.label, d["value"], d["low"], d["high"], e["verdict"],
                                                    e["p_holm"], spec.decimals, spec.scale, spec.unit)
+        if task == "song" and "cross_validation" in zoo[DEFAULT]:  # the folds in the card, paired
+            for name in others:
+                expected = stats.paired_t_interval(variant_stats.fold_values(zoo[name], spec),
+                                                   variant_stats.fold_values(zoo[DEFAULT], spec))
+                assert entries[name]["difference"]["value"] == pytest.approx(expected["difference"])
+                assert entries[name]["p"] == pytest.approx(expected["p"])
     for name, card in zoo.items():
         comparison = card["comparison"]
-        assert comparison["n"] == card["split"]["n_val"] and comparison["resamples"] >= 2000
         assert "Seeds are missing" in comparison["seeds"]["note"]
-        # the predictions compared are the card's model's (one face in a thousand may differ by platform)
-        check = comparison["card_check"]
-        assert check["accuracy_here"] == pytest.approx(check["accuracy_in_card"], abs=1e-3)
-        assert comparison["metrics"]["accuracy"]["value"] == check["accuracy_here"]
+        if task == "face":
+            assert comparison["n"] == card["split"]["n_val"] and comparison["resamples"] >= 2000
+            # the predictions compared are the card's model's (one face in a thousand may differ by platform)
+            check = comparison["card_check"]
+            assert check["accuracy_here"] == pytest.approx(check["accuracy_in_card"], abs=1e-3)
+            assert comparison["metrics"]["accuracy"]["value"] == check["accuracy_here"]
