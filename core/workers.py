@@ -2,9 +2,10 @@
 
 In the Streamlit server every session runs in one Python process, so its threads share one GIL:
 decoding and the log-mel features of one person's song held up the other sessions' page runs, and
-theirs held up the features. In worker processes the features (decoding, musicnn's log-mel and the
-musicnn network) run on their own; the server's threads only send the bytes and wait for the
-(k, w, 250) patch embeddings back. Measured with
+theirs held up the features. In worker processes the decoding and musicnn's log-mel run on their
+own; the server's threads only send the bytes and wait for the (p, 187, 96) patches back, then run
+musicnn on them in TensorFlow, which releases the GIL while it computes (and keeps the workers
+free of TensorFlow: light, and quick to replace). Measured with
 `bench/load.py --sessions 1,8 --tasks song` on 2 CPUs (README: load blocks).
 
 A worker that dies on a file (a decoder crash) does not take the server with it: that file gets a
@@ -212,14 +213,18 @@ class WorkerPool:
 
 class SongFeatureWorkers(WorkerPool):
     """Worker processes that compute songs' features: `song_features(data)` is
-    `song_features.song_features(data)` (decoding, musicnn's log-mel and the musicnn network),
-    run in a worker."""
+    `song_features.song_features(data)`: its decoding and log-mel patches in a worker, musicnn here
+    (loaded and traced as the workers start)."""
+
+    def __init__(self, processes: int, timeout_s: float = ANSWER_TIMEOUT_S):
+        super().__init__(processes, timeout_s)
+        song_features.warm_up()
 
     def song_features(self, data: bytes) -> tuple[float, np.ndarray, np.ndarray]:
-        """Bytes -> (duration_s, start_s (k,), windows (k, w, 250) float32 musicnn patch embeddings),
-        computed in a worker. Raises InputError as `song_features.song_features` does, and
-        WorkerDied when the worker ended on this file."""
-        return self.run(song_features.song_features, data)
+        """Bytes -> (duration_s, start_s (k,), windows (k, w, 250) float32 musicnn patch embeddings):
+        the patches computed in a worker, musicnn here. Raises InputError as
+        `song_features.song_features` does, and WorkerDied when the worker ended on this file."""
+        return song_features.embedded_windows(*self.run(song_features.song_patches, data))
 
 
 class PictureWorkers(WorkerPool):
@@ -245,10 +250,9 @@ class PictureWorkers(WorkerPool):
 
 
 def _warm_up() -> None:
-    """Once in each song worker as it starts: musicnn loaded and traced, the mel filters and the FFT
-    made before the first song, not in a person's wait; and freed memory is kept for the next song."""
-    mel = musicnn.log_mel(np.zeros(musicnn.SAMPLE_RATE_HZ * 3, np.float32))
-    musicnn.default_musicnn().embeddings(musicnn.patches(mel, musicnn.patch_starts(len(mel))))
+    """Once in each song worker as it starts: the mel filters and the FFT are made before the first
+    song, not in a person's wait; and freed memory is kept for the next song."""
+    musicnn.log_mel(np.zeros(musicnn.SAMPLE_RATE_HZ * 3, np.float32))
     _keep_freed_memory()
 
 
