@@ -47,7 +47,7 @@ def models_summary() -> str:
     lines = ["| page | model | held-out data | figures |", "|---|---|---|---|"]
     song, face = (cards.read_card(cards.DEFAULT_MODELS[task]) for task in ("song", "face"))
     m = song.get("cross_validation", {}).get("mean") or song["validation"]
-    held_out = (f"{len(song['cross_validation']['folds'])}-fold cross-validation, {song['data']['n_songs']} songs"
+    held_out = (f"{song['split']['folds']}-fold cross-validation, {song['data']['n_songs']} songs"
                 if "cross_validation" in song else f"{song['split']['n_val']} validation songs")
     lines.append(f"| Song mood | `models/song/default.keras` ({song['parameters']:,} parameters) | {held_out} | "
                  f"valence r {m['valence']['r']:.2f}, arousal r {m['arousal']['r']:.2f}, valence CCC "
@@ -59,22 +59,16 @@ def models_summary() -> str:
 
 
 def song_table(card: dict) -> str:
-    rows = [("CRNN (this model)", card["validation"])] + [
-        (f"{name} on mel mean/std (baseline)", b["validation"]) for name, b in card["baselines"].items()]
-    lines = ["| model | valence r | arousal r | valence CCC | arousal CCC | valence RMSE | arousal RMSE | quadrant acc. |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, m in rows:
-        v, a = m["valence"], m["arousal"]
-        lines.append(f"| {name} | {v['r']:.3f} | {a['r']:.3f} | {v['ccc']:.3f} | {a['ccc']:.3f} | "
-                     f"{v['rmse']:.3f} | {a['rmse']:.3f} | {m['quadrant_accuracy']:.1%} |")
-    t = card["training"]
-    lines.append("")
-    lines.append(f"Validation: {card['split']['n_val']} of {card['data']['n_songs']} songs "
-                 f"({card['split']['method']}, seed {card['split']['seed']}); trained on "
-                 f"{card['split']['n_train']}. {card['parameters']:,} parameters, "
-                 f"{card['model_file']['size_bytes'] / 1e6:.1f} MB, {t['epochs_run']} epochs "
-                 f"(best {t['best_epoch']}) in {t['seconds'] / 60:.0f} min on {t['machine']}.")
-    return "\n".join(lines)
+    """The song model's cross-validated figures and ablation rows (core.song_card), and its budget."""
+    from core.song_card import card_table
+
+    t, split = card["training"], card["split"]
+    return (card_table(card) + "\n\n"
+            f"Mean ± sd over {split['folds']} folds of {card['data']['n_songs']} songs ({split['method']}, seed "
+            f"{split['seed']}); shipped: {card['ships']}. {card['parameters']:,} parameters, "
+            f"{card['model_file']['size_bytes'] / 1e6:.1f} MB, {t['epochs_run']} epochs a model, "
+            f"{t['seconds'] / 60:.0f} min for the folds and the shipped model on {t['machine']}. "
+            "Per fold, the log-mel CRNN's budget and the speed: docs/song_model.md.")
 
 
 def face_table(card: dict) -> str:
