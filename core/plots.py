@@ -151,21 +151,23 @@ def confusion_heatmap(confusion: list[list[int]], names: tuple[str, ...], title:
 
 
 def learning_curves(curves_by_name: dict[str, dict[str, list[float]]], title: str = "Learning curves",
-                    bands_by_name: dict[str, list[dict[str, list[float]]]] | None = None) -> go.Figure:
+                    bands_by_name: dict[str, list[dict[str, list[float]]]] | None = None,
+                    runs: str = "runs") -> go.Figure:
     """Train (solid) and validation (dashed) loss per epoch of one or more models.
 
     bands_by_name: {name: [curves of each fold or seed]}: where given, each loss is drawn with a
-    band from the lowest to the highest of those runs at every epoch (the line stays `curves`).
+    band from the lowest to the highest of those runs at every epoch (the line stays `curves`);
+    runs names them in the legend ("folds", "seeds").
     """
     fig = go.Figure()
     for i, (name, curves) in enumerate(curves_by_name.items()):
         colour = PALETTE[i % len(PALETTE)]
-        runs = (bands_by_name or {}).get(name) or []
+        banded = (bands_by_name or {}).get(name) or []
         for key, dash in (("loss", "solid"), ("val_loss", "dash")):
             if key not in curves:
                 continue
             label = f"{name} {'train' if key == 'loss' else 'validation'}"
-            per_run = [run[key] for run in runs if key in run]
+            per_run = [run[key] for run in banded if key in run]
             if len(per_run) > 1:
                 epochs = min(len(run) for run in per_run)
                 low = [min(run[e] for run in per_run) for e in range(epochs)]
@@ -173,7 +175,7 @@ def learning_curves(curves_by_name: dict[str, dict[str, list[float]]], title: st
                 x = list(range(1, epochs + 1))
                 fig.add_trace(go.Scatter(x=x + x[::-1], y=high + low[::-1], fill="toself", mode="lines",
                                          line=dict(width=0), fillcolor=colour, opacity=0.15, hoverinfo="skip",
-                                         legendgroup=label, name=f"{label}: range over {len(per_run)} runs"))
+                                         legendgroup=label, name=f"{label}: range over {len(per_run)} {runs}"))
             fig.add_trace(go.Scatter(
                 x=list(range(1, len(curves[key]) + 1)), y=curves[key], mode="lines",
                 line=dict(color=colour, dash=dash), legendgroup=label, name=label))
@@ -217,6 +219,7 @@ def forest_plot(rows: list[dict], metric: str, scale: float = 1.0, unit: str = "
         xaxis=dict(title=dict(text=f"difference in {metric}{unit and ' (' + unit.strip() + ')'}"),
                    range=[min(ends) - pad, max(ends) + pad], zeroline=False),
         yaxis=dict(categoryorder="array", categoryarray=order[::-1], automargin=True),
+        showlegend=True,  # also when every variant has the same verdict
         legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom", title=dict(text="verdict: ")))
     return fig
 

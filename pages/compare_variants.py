@@ -88,7 +88,7 @@ def held_out_data() -> None:
     bands = {n: c["fold_curves"] for n, c in cards.items() if len(c.get("fold_curves", [])) > 1}
     st.plotly_chart(plots.learning_curves({n: c["curves"] for n, c in cards.items()},
                                           "Learning curves: training (solid) and validation (dashed) loss",
-                                          bands),
+                                          bands, runs="folds"),
                     key=f"curves_{task}")
     st.caption(("Lines: the mean over the cross-validation folds; bands: the lowest to the highest fold. "
                 if bands else "One training run per variant: no band across seeds (seeds are missing). ")

@@ -45,14 +45,16 @@ def test_the_forest_plot_draws_each_interval_around_zero_coloured_by_verdict():
     assert fig.layout.xaxis.range[0] < 0 < fig.layout.xaxis.range[1]  # zero in view though every interval is above it
     assert any(shape.x0 == 0 == shape.x1 for shape in fig.layout.shapes)
     assert list(fig.layout.yaxis.categoryarray) == ["b", "a"]  # the first row on top
+    assert fig.layout.showlegend  # the verdicts' colours are named even when all rows share one
 
 
 def test_learning_curves_show_a_band_across_runs_where_there_are_several():
     runs = [{"loss": [1.0, 0.6], "val_loss": [1.1, 0.9]}, {"loss": [1.2, 0.5], "val_loss": [1.0, 0.8]}]
     mean = {"loss": [1.1, 0.55], "val_loss": [1.05, 0.85]}
-    fig = plots.learning_curves({"a": mean, "b": mean}, bands_by_name={"a": runs})
+    fig = plots.learning_curves({"a": mean, "b": mean}, bands_by_name={"a": runs}, runs="folds")
     bands = [trace for trace in fig.data if trace.fill == "toself"]
     assert len(bands) == 2 and all(t.name.startswith("a ") for t in bands)  # b has no runs: no band
+    assert bands[0].name == "a train: range over 2 folds"
     train = next(t for t in bands if "train" in t.name)
     assert list(train.y) == [1.2, 0.6, 0.5, 1.0]  # highest forward, lowest back
     assert len([t for t in fig.data if t.fill != "toself"]) == 4
