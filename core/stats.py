@@ -157,7 +157,8 @@ def verdict(difference: float, p_adjusted: float, higher_is_better: bool = True,
     return BETTER if (difference > 0) == higher_is_better else WORSE
 
 
-def _signed(value: float, decimals: int, scale: float) -> str:
+def signed_text(value: float, decimals: int, scale: float = 1.0) -> str:
+    """value × scale with its sign and a true minus sign, e.g. '+0.02', '−1.5'; '0.00' when it rounds to 0."""
     text = f"{value * scale:+.{decimals}f}"
     if float(text) == 0:  # no sign on a value that rounds to zero ("0.00", not "−0.00")
         text = text[1:]
@@ -175,6 +176,6 @@ def sentence(variant: str, metric: str, difference: float, low: float, high: flo
     −0.03 to +0.07, Holm p = 0.84): no detectable difference". scale and unit show a share as
     points, e.g. scale=100, unit=" points"."""
     holm_text = f", Holm p {p_text(p_adjusted)}" if p_adjusted is not None else ""
-    return (f"{variant}: {metric} {_signed(difference, decimals, scale)}{unit} "
-            f"({confidence:.0%} interval {_signed(low, decimals, scale)} to {_signed(high, decimals, scale)}"
+    return (f"{variant}: {metric} {signed_text(difference, decimals, scale)}{unit} "
+            f"({confidence:.0%} interval {signed_text(low, decimals, scale)} to {signed_text(high, decimals, scale)}"
             f"{holm_text}): {verdict_}")

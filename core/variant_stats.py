@@ -373,6 +373,33 @@ def rows_with_intervals(task: str, rows: list[dict], zoo: dict[str, dict]) -> li
     return out
 
 
+def verdicts_markdown(task: str, zoo: dict[str, dict]) -> str:
+    """The comparison entries of a zoo's cards as a Markdown table: one row a variant, one column a
+    metric ("difference (95% interval): verdict"), and the method and seeds note under it."""
+    specs = METRICS[task]
+    head = ["variant", *(spec.label + (spec.unit and f" ({spec.unit.strip()})") for spec in specs)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, card in zoo.items():
+        entries = card.get(COMPARISON, {}).get("metrics", {})
+        if name == DEFAULT or not entries:
+            continue
+        cells = []
+        for spec in specs:
+            e = entries[spec.key]
+            d = e["difference"]
+            cells.append(f"{stats.signed_text(d['value'], spec.decimals, spec.scale)} "
+                         f"({stats.signed_text(d['low'], spec.decimals, spec.scale)} to "
+                         f"{stats.signed_text(d['high'], spec.decimals, spec.scale)}): "
+                         + (f"**{e['verdict']}**" if e["verdict"] != stats.NO_DIFFERENCE else e["verdict"]))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    comparison = zoo.get(DEFAULT, {}).get(COMPARISON)
+    if comparison:
+        seeds = comparison.get("seeds", {}).get("note", "")
+        lines += ["", f"Each variant minus the default. {comparison['method']} {seeds} "
+                      f"Computed by `{comparison['command']}`."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.variant_stats", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -380,8 +407,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="face: fer2013.npz")
     parser.add_argument("--resamples", type=int, default=stats.RESAMPLES)
     parser.add_argument("--seed", type=int, default=stats.SEED)
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the verdicts already in the cards as a Markdown table (computes nothing)")
     args = parser.parse_args(argv)
     zoo = trained_variants(args.task)
+    if args.markdown:
+        print(verdicts_markdown(args.task, zoo))
+        return 0
     try:
         if DEFAULT not in zoo:
             raise ValueError(f"no trained default in models/{args.task}/")

@@ -47,6 +47,13 @@ def test_face_verdicts_see_a_planted_difference_and_no_other():
     assert [result[n]["metrics"]["accuracy"]["p_holm"] for n in ("same", "better", "worse")] == pytest.approx(stats.holm(raw))
     assert entry["sentence"].startswith("better: accuracy +") and entry["sentence"].endswith(": better")
     assert result[DEFAULT]["metrics"]["accuracy"]["difference"] is None
+    # the same numbers as a Markdown table, one row a variant
+    zoo = {name: {"comparison": c} for name, c in result.items()}
+    table = variant_stats.verdicts_markdown("face", zoo).splitlines()
+    assert table[0] == "| variant | accuracy (points) | macro-F1 (points) |" and len(table) == 2 + 3 + 2
+    d = entry["difference"]
+    assert table[3].startswith(f"| better | +{d['value'] * 100:.1f} ({d['low'] * 100:+.1f} to {d['high'] * 100:+.1f}): **better** |")
+    assert "no detectable difference" in table[2] and "**" not in table[2].split("|")[2]
 
 
 def _song_card(name: str, valence_r: np.ndarray, folds: list[list[str]], seed: int = 7, predictions=None) -> dict:
