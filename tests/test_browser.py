@@ -471,7 +471,8 @@ def test_compare_page_tables_the_trained_variants_and_runs_them_on_a_song_and_a_
 def _compare_on_own_input(page, task: str, song_file: Path, face_pictures) -> None:
     """Upload a song or photo on the Compare page and check every selected variant's result."""
     main = page.locator('[data-testid="stMain"]')
-    selected = main.locator('[data-testid="stMultiSelect"] [aria-label="Selected values"] [data-tag]').evaluate_all(
+    variants = main.locator('[data-testid="stMultiSelect"]').filter(has_text="Variants")  # not the metrics' one
+    selected = variants.locator('[aria-label="Selected values"] [data-tag]').evaluate_all(
         "tags => tags.map(tag => tag.getAttribute('aria-label'))")
     assert len(selected) >= 2, selected
     uploader = main.locator('[data-testid="stFileUploader"] input[type="file"]')
