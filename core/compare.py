@@ -22,7 +22,7 @@ import numpy as np
 from core import faces, song_features
 from core.datasets import EXPRESSIONS
 from core.errors import InputError, ModelFileError
-from core.predict import ModelRunner, expression_probabilities, song_mood
+from core.predict import ModelRunner, expression_probabilities, fold_spread, song_mood
 from core.variants import DEFAULT, ZOO, model_path, trained_variants
 
 DEFAULT_PASSES = 20  # Monte Carlo dropout passes per input (the page's default N)
@@ -193,9 +193,7 @@ def song_variant_result(name: str, windows: np.ndarray, starts_s: np.ndarray,
         result["mc"] = {"passes": int(len(means)), "points": means.round(4).tolist(),
                         "std": means.std(axis=0).tolist()}
     if fold_windows:
-        means = np.array([w.mean(axis=0) for w in fold_windows])  # (fold models, 2)
-        result["folds"] = {"models": int(len(means)), "points": means.round(4).tolist(),
-                           "std": means.std(axis=0).tolist()}
+        result["folds"] = fold_spread(fold_windows)
     return result
 
 
