@@ -1,0 +1,230 @@
+"""Write docs/song_model.md: the song model's cross-validation, ablation and zoo from the cards, and
+fresh measurements of its speed, of sparser patches and of mp3 against Opus.
+
+    .venv/bin/python bench/song_model_report.py [--cache DIR] [--no-bench] [--repeats 5]
+
+Every number in docs/song_model.md comes from here: the tables are read from models/song/*.json
+(written by `python -m core.train song`), the rest is measured when this runs. --cache is the
+folder `core.train --cache` used (the songs' musicnn embeddings); without it they are computed
+again from ../shared/data/music/songs (about 10 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from core import cards, metrics  # noqa: E402
+from core.variants import ZOO, model_path  # noqa: E402
+
+MUSIC = ROOT.parent / "shared" / "data" / "music"
+DOC = ROOT / "docs" / "song_model.md"
+TARGETS = (("valence r", ("valence", "r"), 0.66), ("arousal r", ("arousal", "r"), 0.72),
+           ("valence CCC", ("valence", "ccc"), 0.6), ("quadrant accuracy", ("quadrant_accuracy",), 0.72))
+COLUMNS = (("valence r", ("valence", "r")), ("arousal r", ("arousal", "r")), ("valence CCC", ("valence", "ccc")),
+           ("arousal CCC", ("arousal", "ccc")), ("quadrant acc.", ("quadrant_accuracy",)))
+
+
+def _dig(d: dict, path: tuple[str, ...]):
+    for key in path:
+        d = d[key]
+    return d
+
+
+def _mean_sd(mean: dict, sd: dict) -> str:
+    return " | ".join(f"{_dig(mean, p):.3f} ± {_dig(sd, p):.3f}" for _, p in COLUMNS)
+
+
+def _header(first: str) -> str:
+    return (f"| {first} | " + " | ".join(c for c, _ in COLUMNS) + " |\n|---|" + "--:|" * len(COLUMNS) + "\n")
+
+
+def folds_table(card: dict) -> str:
+    cv = card["cross_validation"]
+    rows = [f"| fold {k} ({f['n']} songs) | " + " | ".join(f"{_dig(f, p):.3f}" for _, p in COLUMNS) + " |"
+            for k, f in enumerate(cv["per_fold"])]
+    rows.append("| **mean ± sd** | " + _mean_sd(cv["mean"], cv["sd"]) + " |")
+    return _header("fold") + "\n".join(rows)
+
+
+def targets_lines(card: dict) -> str:
+    mean = card["cross_validation"]["mean"]
+    ridge = next((r for r in card.get("ablation", []) if r["name"] == "ridge on musicnn embeddings"), None)
+    lines = [f"- {name} ≥ {goal}: {_dig(mean, p):.3f} — {'met' if _dig(mean, p) >= goal else 'NOT met'}"
+             for name, p, goal in TARGETS]
+    if ridge:
+        better = [name for name, p in COLUMNS if _dig(mean, p) > _dig(ridge["mean"], p)]
+        lines.append(f"- beats the ridge on musicnn embeddings on the same folds: on {len(better)} of "
+                     f"{len(COLUMNS)} figures ({', '.join(better) or 'none'})")
+    return "\n".join(lines)
+
+
+def ablation_table(card: dict) -> str:
+    rows = [f"| {r['name']} | {r['features']} | " + _mean_sd(r["mean"], r["sd"]) + " |" for r in card["ablation"]]
+    return ("| model | input | " + " | ".join(c for c, _ in COLUMNS) + " |\n|---|---|" + "--:|" * len(COLUMNS)
+            + "\n" + "\n".join(rows))
+
+
+def zoo_table() -> str:
+    rows = []
+    for name, choice in ZOO["song"].items():
+        change = ", ".join(f"{k}: {v}" for k, v in choice.items())
+        path = model_path("song", name)
+        if not cards.card_path(path).exists():
+            rows.append(f"| {name} | {change or '(the default)'} | not trained |" + " |" * (len(COLUMNS) - 1))
+            continue
+        card = cards.read_card(path)
+        if "cross_validation" not in card:
+            rows.append(f"| {name} | {change} | card without cross-validation (old model) |" + " |" * (len(COLUMNS) - 1))
+            continue
+        cv = card["cross_validation"]
+        rows.append(f"| {name} | {change or '(the default)'} | " + _mean_sd(cv["mean"], cv["sd"]) + " |")
+    return ("| variant | change | " + " | ".join(c for c, _ in COLUMNS) + " |\n|---|---|" + "--:|" * len(COLUMNS)
+            + "\n" + "\n".join(rows))
+
+
+def latency(repeats: int) -> str:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from song_latency import three_minute_mp3  # noqa: E402
+
+    from core import song_features
+    from core.predict import ModelRunner, predict_song
+
+    runner = ModelRunner.load(cards.DEFAULT_MODELS["song"])
+    song, source = three_minute_mp3()
+    clips = sorted((MUSIC / "clips").glob("*.mp3"))
+    clip = clips[0].read_bytes() if clips else song[:len(song) // 6]
+    predict_song(runner, clip)  # loads and traces musicnn and the CRNN
+    wall = {"clip": [], "song": []}
+    for _ in range(repeats):
+        for name, data in (("clip", clip), ("song", song)):
+            start = time.perf_counter()
+            predict_song(runner, data)
+            wall[name].append(time.perf_counter() - start)
+    _, _, patches = song_features.song_patches(song)
+    return (f"Bytes → finished result in this process (`core.predict.predict_song`: decoding, musicnn's "
+            f"log-mel, musicnn on every patch, the CRNN), median of {repeats} runs, load average "
+            f"{os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs:\n\n"
+            f"| input | patches | median | goal |\n|---|--:|--:|--:|\n"
+            f"| 30-s demo clip (mp3) | 10 | {statistics.median(wall['clip']):.2f} s | ≤ 1.5 s |\n"
+            f"| 3-minute song (44.1 kHz stereo mp3, {source}) | {len(patches)} | "
+            f"{statistics.median(wall['song']):.2f} s | ≤ 3 s |\n\n"
+            f"A song longer than {song_features.MAX_PATCHES} patches ({song_features.MAX_PATCHES * 2.992 / 60:.1f} "
+            f"min) gets {song_features.MAX_PATCHES} patches spread over it, so its cost stays that of a "
+            f"{song_features.MAX_PATCHES}-patch song. `bench/song_latency.py` splits the 3-minute time into "
+            "its stages.")
+
+
+def sparser_patches(cache: Path | None) -> str:
+    """What spreading fewer patches over a song costs: the fold models on their held-out songs
+    with every patch, every other patch, and every third (as a long song's budget spreads them)."""
+    from core import datasets, train
+
+    card = cards.read_card(cards.DEFAULT_MODELS["song"])
+    data = train.song_training_data(MUSIC, cache)
+    folds = datasets.stratified_folds(data["quadrant"], card["split"]["folds"], card["split"]["seed"])
+    x, n = data["embeddings"][0], data["n_patches"][0]
+    results = {}
+    for step in (1, 2, 3):
+        pred = np.zeros((len(x), 2))
+        for k, name in enumerate(card["fold_models"]):
+            model, _ = cards.load_model(model_path("song", "default").parent / "folds" / "default" / name)
+            test = np.flatnonzero(folds == k)
+            for i in test:
+                pred[i] = model.predict_on_batch(x[i:i + 1, :max(int(n[i]), 1):step].astype(np.float32))[0]
+        per_fold = [metrics.song_metrics(data["targets"][folds == k], pred[folds == k])
+                    for k in range(card["split"]["folds"])]
+        results[step] = train.fold_summary(per_fold)
+    rows = [f"| every {'' if s == 1 else ('other ' if s == 2 else 'third ')}patch ({'10' if s == 1 else ('5' if s == 2 else '4')} "
+            f"of a 30-s clip's 10) | " + _mean_sd(r["mean"], r["sd"]) + " |" for s, r in results.items()]
+    return ("The 5 fold models on their held-out songs (the same folds), each song's patches thinned "
+            "as a long song's budget thins them:\n\n" + _header("patches used") + "\n".join(rows))
+
+
+def codec_check() -> str:
+    """The 20 demo clips: the original mp3 against its Opus twin in songs/ (what the model trained on)."""
+    import csv
+
+    from core.predict import ModelRunner, predict_song
+
+    runner = ModelRunner.load(cards.DEFAULT_MODELS["song"])
+    with open(MUSIC / "clips" / "clips.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    dv, da, same_quadrant, truth_mp3, truth_opus = [], [], 0, [], []
+    for row in rows:
+        mp3 = predict_song(runner, (MUSIC / "clips" / row["file"]).read_bytes())
+        opus = predict_song(runner, (MUSIC / "songs" / f"{row['song_id']}.opus").read_bytes())
+        dv.append(abs(mp3["valence"] - opus["valence"]))
+        da.append(abs(mp3["arousal"] - opus["arousal"]))
+        same_quadrant += mp3["quadrant"] == opus["quadrant"]
+        truth_mp3.append(mp3["quadrant"] == row["quadrant"])
+        truth_opus.append(opus["quadrant"] == row["quadrant"])
+    return (f"The {len(rows)} demo clips, each scored from its original mp3 and from its Opus twin in "
+            f"`songs/` (the audio the model was trained on; these songs are in its training set, so "
+            f"only the difference between the two codecs is meaningful here):\n\n"
+            f"| figure | value |\n|---|--:|\n"
+            f"| mean \\|valence(mp3) − valence(Opus)\\| | {np.mean(dv):.4f} |\n"
+            f"| largest \\|valence difference\\| | {np.max(dv):.4f} |\n"
+            f"| mean \\|arousal(mp3) − arousal(Opus)\\| | {np.mean(da):.4f} |\n"
+            f"| largest \\|arousal difference\\| | {np.max(da):.4f} |\n"
+            f"| same quadrant from both | {same_quadrant} of {len(rows)} |\n"
+            f"| right quadrant: mp3 / Opus | {sum(truth_mp3)} / {sum(truth_opus)} of {len(rows)} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--no-bench", action="store_true", help="only the tables from the cards")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    card = cards.read_card(cards.DEFAULT_MODELS["song"])
+    split = card["split"]
+    parts = [
+        "# The song model\n",
+        "<!-- Generated by `.venv/bin/python bench/song_model_report.py --cache DIR`: do not edit by hand. -->\n",
+        f"The song page's model (`models/song/default.keras`) is a CRNN in the seed's form (Conv1D → "
+        f"{card['config']['pooling']} pooling → dropout → LSTM → Dense) over the sequence of a song's 3-s "
+        f"patches, each described by the pretrained musicnn (MSD) network: its 200-d penultimate layer "
+        f"and its 50 tag probabilities (`core/musicnn.py`, `core/song_features.py`). "
+        f"Shipped: {card['ships']}.\n",
+        f"Trained and scored with `python -m core.train song --data ../shared/data/music --out "
+        f"models/song/default --ablation --cache DIR` ({card['training']['seconds'] / 60:.0f} min on "
+        f"{card['training']['machine']}); the zoo with `python -m core.train song --zoo --only NAMES --data "
+        f"../shared/data/music --cache DIR`.\n",
+        f"## {split['folds']}-fold cross-validation ({card['data']['n_songs']} songs)\n",
+        f"{split['method']}, seed {split['seed']}; the folds' song ids are in the card (`split.fold_song_ids`), "
+        f"the same for every model and row below. Each fold's model trains for "
+        f"{card['training']['epochs']} epochs (no early stopping, no selection on the held-out fold).\n",
+        folds_table(card) + "\n",
+        "Targets of issue 13 (mean over the folds):\n",
+        targets_lines(card) + "\n",
+    ]
+    if "ablation" in card:
+        logmel = next((r for r in card["ablation"] if r["name"] == "CRNN on log-mel"), None)
+        parts += ["## Ablation (the same folds, mean ± sd over folds)\n", ablation_table(card) + "\n"]
+        if logmel:
+            parts.append(f"The log-mel CRNN row is the earlier model's builder and augmentation on a smaller "
+                         f"budget than it shipped with: {logmel['model']}. It approximates that model; "
+                         f"the earlier model itself was scored on one validation split, not on these folds.\n")
+    parts += ["## The zoo (each variant's own 5-fold cross-validation, the same folds)\n", zoo_table() + "\n"]
+    if not args.no_bench:
+        parts += ["## Speed\n", latency(args.repeats) + "\n",
+                  "## Fewer patches (what sampling a long song costs)\n", sparser_patches(args.cache) + "\n",
+                  "## mp3 against Opus\n", codec_check() + "\n"]
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text("\n".join(parts))
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
