@@ -315,15 +315,30 @@ def song_split_comparison(zoo: dict[str, dict], alpha: float = stats.ALPHA, resa
 def write_comparisons(task: str, comparisons: dict[str, dict]) -> list[Path]:
     """Store each comparison as its card's "comparison" entry; the model file and its SHA-256 in the
     card stay as they are (checked before writing)."""
+    default_sha = cards.read_card(model_path(task, DEFAULT)).get("model_file", {}).get("sha256")
     written = []
     for name, comparison in comparisons.items():
         path = model_path(task, name)
         card = cards.read_card(path)
         if cards.sha256_file(path) != card.get("model_file", {}).get("sha256"):
             raise ModelFileError(f"{path} does not match its card: not writing a comparison into it")
-        card[COMPARISON] = comparison
+        # which models were compared: a retrained variant or default makes the comparison stale
+        card[COMPARISON] = {**comparison, "model_sha256": card["model_file"]["sha256"], "default_sha256": default_sha}
         written.append(cards.write_card(path, card))
     return written
+
+
+def stale_comparisons(zoo: dict[str, dict]) -> list[str]:
+    """Variants whose card has no comparison, or one computed for another model file or another
+    default (retrained since): their entry no longer describes them."""
+    default_sha = zoo.get(DEFAULT, {}).get("model_file", {}).get("sha256")
+    stale = []
+    for name, card in zoo.items():
+        comparison = card.get(COMPARISON)
+        if (comparison is None or comparison.get("model_sha256") != card.get("model_file", {}).get("sha256")
+                or comparison.get("default_sha256") != default_sha):
+            stale.append(name)
+    return stale
 
 
 def forest_rows(zoo: dict[str, dict], metric_key: str) -> list[dict]:

@@ -39,11 +39,15 @@ def forest_plots() -> None:
         st.info(f"The {task} cards hold no comparison yet: compute it with "
                 f"`{'python -m core.variant_stats ' + task + (' --data …' if task == 'face' else '')}`.")
         return
+    stale = variant_stats.stale_comparisons(zoo)
+    if stale:
+        st.warning(f"Retrained since their comparison was computed (left out of the plots until it is "
+                   f"recomputed with `{comparison['command']}`): {', '.join(stale)}.")
     specs = {spec.label: spec for spec in variant_stats.METRICS[task]}
     chosen = st.multiselect("Metrics", list(specs), default=list(specs)[:2], key=f"forest_metrics_{task}")
     for label in chosen:
         spec = specs[label]
-        rows = variant_stats.forest_rows(zoo, spec.key)
+        rows = variant_stats.forest_rows({n: c for n, c in zoo.items() if n not in stale}, spec.key)
         st.plotly_chart(plots.forest_plot(rows, spec.label, spec.scale, spec.unit), key=f"forest_{task}_{spec.key}")
         st.markdown("\n".join(f"- {row['sentence']}" for row in rows))
     st.caption(f"{comparison['method']} Each interval is that comparison's own 95% interval; the verdict "

@@ -128,6 +128,18 @@ def test_song_cards_of_one_split_are_compared_by_a_bootstrap_over_their_validati
         variant_stats.song_comparison(zoo, resamples=10)
 
 
+def test_a_comparison_is_stale_once_its_variant_or_the_default_is_retrained():
+    def card(sha, compared_sha=None, default_sha="d1"):
+        comparison = {"model_sha256": compared_sha or sha, "default_sha256": default_sha}
+        return {"model_file": {"sha256": sha}, "comparison": comparison}
+
+    zoo = {DEFAULT: card("d1"), "a": card("a1"), "b": card("b2", compared_sha="b1")}
+    assert variant_stats.stale_comparisons(zoo) == ["b"]
+    zoo[DEFAULT] = card("d2", compared_sha="d1", default_sha="d1")  # the default retrained
+    assert variant_stats.stale_comparisons(zoo) == [DEFAULT, "a", "b"]
+    assert variant_stats.stale_comparisons({DEFAULT: {"model_file": {"sha256": "d1"}}}) == [DEFAULT]
+
+
 def test_song_comparison_refuses_cards_without_folds_or_on_other_folds():
     folds = [[f"s{k}"] for k in range(5)]
     zoo = {DEFAULT: _song_card(DEFAULT, np.full(5, 0.6), folds), "other": _song_card("other", np.full(5, 0.6), folds[::-1])}
@@ -160,6 +172,7 @@ def test_the_cards_hold_a_comparison_consistent_with_its_numbers(task):
                                                    variant_stats.fold_values(zoo[DEFAULT], spec))
                 assert entries[name]["difference"]["value"] == pytest.approx(expected["difference"])
                 assert entries[name]["p"] == pytest.approx(expected["p"])
+    assert variant_stats.stale_comparisons(zoo) == []  # computed for these very model files
     for name, card in zoo.items():
         comparison = card["comparison"]
         assert "Seeds are missing" in comparison["seeds"]["note"]
