@@ -90,7 +90,10 @@ def test_the_server_reads_songs_in_one_worker_process_per_cpu(server):
                 children.append((stat.parent / "cmdline").read_bytes().split(b"\0"))
         except (OSError, IndexError, ValueError):
             continue
-    assert sum(b"core.workers" in cmdline for cmdline in children) == os.cpu_count()
+    workers = [cmdline for cmdline in children if b"core.workers" in cmdline]
+    assert sum(b"--pictures" not in cmdline for cmdline in workers) == os.cpu_count()  # songs'
+    # Pictures' workers (core.workers --pictures), once the face page or the warm-up has started them.
+    assert sum(b"--pictures" in cmdline for cmdline in workers) in (0, os.cpu_count())
 
 
 def test_photos_uploaded_at_once_each_get_an_answer_and_a_bad_one_a_message(server):
