@@ -188,6 +188,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     card = cards.read_card(cards.DEFAULT_MODELS["song"])
+    from core.musicnn import MODEL_PATH
+
+    card_musicnn = cards.read_card(MODEL_PATH)
     split = card["split"]
     parts = [
         "# The song model\n",
@@ -201,6 +204,17 @@ def main() -> None:
         f"models/song/default --ablation --cache DIR` ({card['training']['seconds'] / 60:.0f} min on "
         f"{card['training']['machine']}); the zoo with `python -m core.train song --zoo --only NAMES --data "
         f"../shared/data/music --cache DIR`.\n",
+        f"musicnn itself: `python -m core.musicnn convert --checkpoint DIR` turns the `MSD_musicnn/` "
+        f"checkpoint of the musicnn {card_musicnn['source']['version']} wheel ({card_musicnn['source']['licence']} "
+        f"licence) into `models/musicnn/msd_musicnn.keras` ({card_musicnn['parameters']:,} parameters; the card "
+        f"holds the SHA-256 of each checkpoint file read); `tests/test_musicnn.py` checks that it reproduces "
+        f"musicnn's own taggram and penultimate layer within 1e-4 on a synthetic clip "
+        f"(`tests/fixtures/musicnn_reference.py` says how the reference was made).\n",
+        f"Training settings (from the card): {card['training']['epochs']} epochs, learning rate "
+        f"{card['training']['learning_rate']}, batch {card['training']['batch_size']}, "
+        f"{card['training']['augmentation']}. They are the best of six settings tried on these same folds "
+        f"(`core/train.py`, SONG_TRAINING), so the figures below lean slightly optimistic; the settings' "
+        f"differences were within the folds' spread.\n",
         f"## {split['folds']}-fold cross-validation ({card['data']['n_songs']} songs)\n",
         f"{split['method']}, seed {split['seed']}; the folds' song ids are in the card (`split.fold_song_ids`), "
         f"the same for every model and row below. Each fold's model trains for "
