@@ -27,6 +27,7 @@ BLOCK_FILES = {
     "models-summary": "README.md",
     "song-model": "docs/models.md", "face-model": "docs/models.md",
     "song-zoo": "docs/models.md", "face-zoo": "docs/models.md",
+    "song-verdicts": "docs/models.md", "face-verdicts": "docs/models.md",
     "song-bench": "docs/benchmarks.md", "face-bench": "docs/benchmarks.md",
     "compare-bench": "docs/benchmarks.md", "detector-bench": "docs/benchmarks.md",
     "load-bench": "docs/performance.md", "load-probe-bench": "docs/performance.md",
@@ -109,6 +110,12 @@ def zoo_table(task: str) -> str:
     return "\n".join(lines)
 
 
+def verdicts(task: str) -> str:
+    """The zoo's comparison with the default, as the cards hold it (core.variant_stats --markdown)."""
+    return subprocess.run([sys.executable, "-m", "core.variant_stats", task, "--markdown"], capture_output=True,
+                          text=True, check=True, cwd=ROOT).stdout.strip()
+
+
 def bench(script: str, *args: str) -> str:
     out = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True,
                          text=True, check=True, cwd=ROOT).stdout
@@ -130,6 +137,7 @@ def main() -> None:
     for task, render in (("song", song_table), ("face", face_table)):
         put(f"{task}-model", render(cards.read_card(cards.DEFAULT_MODELS[task])))
         put(f"{task}-zoo", zoo_table(task))
+        put(f"{task}-verdicts", verdicts(task))
     if not args.no_bench:
         for name, script, *options in (
                 ("song-bench", "song_latency.py"), ("face-bench", "face_latency.py"),
