@@ -274,6 +274,16 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+def wait_for_song_result(page, mood_map, name: str) -> None:
+    """Until the song `name` is on the mood map and in the results table, the run finished, no error."""
+    mood_map.filter(has_text=name).wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    results_table = '[data-testid="stMain"] [data-testid="stDataFrame"] [role="gridcell"]'
+    page.locator(f'{results_table}:has-text("{name}")').first.wait_for(  # the grid's accessible cells
+        state="attached", timeout=RESULT_TIMEOUT_MS)                       # are hidden
+    wait_until_idle(page)
+    assert error_texts(page) == []
+
+
 def grid_cells(page, frame_index: int = 0) -> list[str]:
     """The cells of a dataframe (its accessible grid; the picture itself is drawn on a canvas)."""
     frame = page.locator('[data-testid="stMain"] [data-testid="stDataFrame"]').nth(frame_index)
@@ -335,12 +345,7 @@ def test_song_page_puts_an_uploaded_clip_on_the_mood_map_and_in_the_table(visit,
     mood_map.wait_for(state="visible")  # empty until a song comes
     screenshot(page, "song_mood_empty")
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(song_file))
-    mood_map.filter(has_text=song_file.name).wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
-    results_table = '[data-testid="stMain"] [data-testid="stDataFrame"] [role="gridcell"]'
-    page.locator(f'{results_table}:has-text("{song_file.name}")').first.wait_for(  # the grid's accessible
-        state="attached", timeout=RESULT_TIMEOUT_MS)                                # cells are hidden
-    wait_until_idle(page)
-    assert error_texts(page) == []
+    wait_for_song_result(page, mood_map, song_file.name)
     texts = chart_texts(mood_map)
     assert song_file.name in texts                           # the song's labelled point / legend entry
     assert any(t.startswith("valence") for t in texts) and any(t.startswith("arousal") for t in texts)
@@ -629,12 +634,7 @@ def test_song_page_records_from_the_microphone_and_puts_the_recording_on_the_map
     page.wait_for_timeout(7000)
     recorder.get_by_role("button", name=re.compile("stop", re.I)).first.click()
     mood_map = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Mood map")
-    mood_map.filter(has_text="microphone recording").wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
-    results_table = '[data-testid="stMain"] [data-testid="stDataFrame"] [role="gridcell"]'
-    page.locator(f'{results_table}:has-text("microphone recording")').first.wait_for(  # the grid's accessible
-        state="attached", timeout=RESULT_TIMEOUT_MS)                                   # cells are hidden
-    wait_until_idle(page)
-    assert error_texts(page) == []
+    wait_for_song_result(page, mood_map, "microphone recording")
     cells = grid_cells(page)
     assert cells[0] == "microphone recording" and 0 <= float(cells[1]) <= 1 and 0 <= float(cells[2]) <= 1
     assert float(cells[5]) >= MIN_RECORDING_S  # duration (s)

@@ -97,14 +97,19 @@ def _song_feature_workers() -> SongFeatureWorkers:
     return SongFeatureWorkers(os.cpu_count() or 1)
 
 
-def song_feature_workers() -> SongFeatureWorkers:
-    """One worker process per CPU for songs' features, shared by every session (`core.workers`);
-    if they cannot start, a clear message and the page stops."""
+def _started_workers(start, message: str, what: str):
+    """Worker processes from the cached `start`; if they cannot start, a clear message and the page
+    stops."""
     try:
-        return _loaded(_song_feature_workers, message="Starting the song analysis…")
+        return _loaded(start, message=message)
     except WorkersFailed as e:
-        st.error(f"Songs cannot be analysed on this server: {e}.")
+        st.error(f"{what} cannot be analysed on this server: {e}.")
         st.stop()
+
+
+def song_feature_workers() -> SongFeatureWorkers:
+    """One worker process per CPU for songs' features, shared by every session (`core.workers`)."""
+    return _started_workers(_song_feature_workers, "Starting the song analysis…", "Songs")
 
 
 @st.cache_resource(show_spinner=False)
@@ -114,12 +119,8 @@ def _picture_workers() -> PictureWorkers:
 
 def picture_workers() -> PictureWorkers:
     """One worker process per CPU that decodes pictures with a time and a memory limit, shared by
-    every session (`core.workers`); if they cannot start, a clear message and the page stops."""
-    try:
-        return _loaded(_picture_workers, message="Starting the picture decoding…")
-    except WorkersFailed as e:
-        st.error(f"Pictures cannot be analysed on this server: {e}.")
-        st.stop()
+    every session (`core.workers`)."""
+    return _started_workers(_picture_workers, "Starting the picture decoding…", "Pictures")
 
 
 @st.cache_resource(show_spinner=False)
