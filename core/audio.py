@@ -45,6 +45,7 @@ ONE_WINDOW_MAX_SAMPLES = WINDOW_SAMPLES + WINDOW_HOP_FRAMES * HOP_LENGTH // 2
 # browsers' recordings (_FfmpegAudio).
 SUPPORTED_FORMATS = ("mp3", "wav", "flac", "ogg", "opus", "m4a", "aac", "webm")
 MIN_DURATION_S = 1.0
+MIN_RECORDING_S = 5.0   # a recording from the microphone: a few seconds of the music at least
 MAX_DURATION_S = 15 * 60.0
 MAX_CHANNELS = 32
 # Peak below this (about -80 dBFS) is silence: the recipe's per-clip 0 dB reference would
@@ -94,6 +95,14 @@ def _open_audio(data: bytes) -> sf.SoundFile | _FfmpegAudio:
         f.close()
         raise
     return f
+
+
+def recording_too_short(duration_s: float) -> InputError | None:
+    """The message for a microphone recording too short to be read as music, or None."""
+    if duration_s >= MIN_RECORDING_S:
+        return None
+    return InputError(f"The recording is only {duration_s:.1f} s long; record at least "
+                      f"{MIN_RECORDING_S:.0f} s of the music, close to the speaker.")
 
 
 def _no_audio_stream() -> InputError:

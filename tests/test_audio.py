@@ -380,3 +380,9 @@ def test_songs_in_the_containers_of_phones_and_browsers_decode_like_the_others(n
 
     r = np.corrcoef(spectrum(song.samples), spectrum(reference.samples))[0, 1]
     assert r > 0.95, r
+
+
+def test_a_microphone_recording_needs_a_few_seconds_of_music():
+    assert audio.recording_too_short(audio.MIN_RECORDING_S) is None
+    message = str(audio.recording_too_short(3.2))
+    assert "only 3.2 s long" in message and f"at least {audio.MIN_RECORDING_S:.0f} s" in message
