@@ -3,8 +3,9 @@ with the command that produced it (run here, their output pasted as printed).
 
     .venv/bin/python bench/face_model_report.py [--repeats 50]
 
-Runs, on this machine: python -m core.face_ensemble measure, bench/face_latency.py,
-bench/face_class_priors.py and bench/face_saliency_check.py (about 5 minutes on 2 CPUs); reads
+Runs, on this machine: python -m core.face_ensemble measure, bench/face_latency.py (three times),
+bench/face_class_priors.py, bench/face_saliency_check.py and bench/face_tta_check.py (about 10
+minutes on 2 shared CPUs); reads
 models/face/ensemble.json and models/face/default.json.
 """
 
@@ -26,6 +27,11 @@ TARGET_ACCURACY, TARGET_MACRO_F1 = 0.735, 0.71  # issue 17
 def run(command: list[str]) -> str:
     done = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, check=True)
     return done.stdout.strip()
+
+
+def table_apart(text: str) -> str:
+    """A script's output with a blank line before its table, so Markdown starts the table there."""
+    return text.replace("\n| ", "\n\n| ", 1)
 
 
 def measure_table(lines: str, top: int = 8) -> str:
@@ -58,6 +64,7 @@ def main() -> None:
     latency = "\n\n".join(run(["bench/face_latency.py", "--repeats", str(args.repeats)]) for _ in range(3))
     priors = run(["bench/face_class_priors.py"])
     looked = run(["bench/face_saliency_check.py"])
+    more_views = run(["bench/face_tta_check.py"])
     val, alone = card["validation"], default["validation"]
     members = " + ".join(m["name"] for m in card["members"])
     sel = card["selection"]
@@ -154,7 +161,7 @@ Why not the block's output: `.venv/bin/python bench/face_saliency_check.py` (300
 the drop of the predicted class's probability when the map's hottest 20% of pixels are greyed out,
 against another face's map and against a centred disc):
 
-{looked}
+{table_apart(looked)}
 
 At the block's output, behind which come 2x2 pooling and a Flatten + Dense head, many maps are all
 zero (the channel-mean gradients cancel). At the last convolution's input none is, and a face's own
@@ -169,8 +176,11 @@ the maps point at places that matter, not at everything that matters; read them 
   recipe on a GPU (a VGG-style net of about 8M parameters, SGD with Nesterov momentum, label
   smoothing, mixup or random erasing, random crops, about 300 epochs; FER+ votes as soft labels),
   then this same ensemble and card command over the new models. This session had no GPU.
-- Ten-crop test-time averaging was not tried: five times the mirror's work per face, on a machine
-  where the mirror pair already takes a third of a frame under load.
+- More test-time views than the mirror do not pay (`.venv/bin/python bench/face_tta_check.py`; ten
+  crops were not tried, shifts of 2 px stand in for them):
+
+{table_apart(more_views)}
+
 - Frame rate: the figures move with the machine's load; at a load average above 10 on these 2
   CPUs neither the default alone nor the page held 30 frames/s.
 """
