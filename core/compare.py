@@ -135,20 +135,6 @@ def pooling_activations(model, x: np.ndarray) -> dict | None:
             "before": np.asarray(before)[0], "after": np.asarray(outputs[i])[0]}
 
 
-def latency_here_ms(runner, input_shape: tuple[int, ...], repeats: int = 10) -> float:
-    """Median time of one prediction on one input on this machine, after a warm-up call."""
-    import time
-
-    x = np.zeros((1, *input_shape), np.float32)
-    runner(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        runner(x)
-        times.append((time.perf_counter() - start) * 1000)
-    return float(np.median(times))
-
-
 # --- one input through every variant ----------------------------------------------------------
 
 @dataclass
@@ -177,7 +163,7 @@ def picture_input(data: bytes, name: str = "", whole_image: bool = False,
                   decode: Callable[[bytes], np.ndarray] = faces.decode_image) -> PictureInput:
     """decode: `faces.decode_image`, or what decodes the same elsewhere (`core.workers`)."""
     image = decode(data)
-    found = [faces.whole_image_as_face(image)] if whole_image else faces.detect_faces(image)
+    found = [faces.whole_image_as_face(image)] if whole_image else faces.left_to_right(faces.detect_faces(image))
     crops = faces.crop_faces(image, found) if found else np.zeros((0, 48, 48, 1), np.float32)
     return PictureInput(name, image, found, crops)
 

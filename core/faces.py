@@ -286,8 +286,31 @@ def whole_image_as_face(image: np.ndarray) -> Face:
     return Face(((w - side) // 2, (h - side) // 2, side, side))
 
 
+def png_bytes(image_rgb: np.ndarray) -> bytes:
+    """An RGB picture as PNG bytes, in memory (a download; nothing is written to disk)."""
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("the picture could not be encoded as PNG")
+    return encoded.tobytes()
+
+
+def left_to_right(found: list[Face]) -> list[Face]:
+    """Faces in reading order, as a person numbers them: by their box's left edge, then its top."""
+    return sorted(found, key=lambda f: (f.box[0], f.box[1]))
+
+
+def label_top(box: tuple[int, int, int, int], label_height: int, image_height: int) -> int:
+    """Where a face's label goes: under its box (BlazeFace's box starts at the eyebrows, so a label
+    above it covers the forehead), or above the box when there is no room below."""
+    x, y, w, h = box
+    below = y + h + 2
+    if below + label_height <= image_height:
+        return below
+    return max(0, y - label_height - 2)
+
+
 def draw_faces(image: np.ndarray, boxes: list[tuple[int, int, int, int]], labels: list[str]) -> np.ndarray:
-    """A copy of the BGR picture as RGB, with a numbered box and label drawn on every face."""
+    """A copy of the BGR picture as RGB, with a numbered box on every face and its label under it."""
     canvas = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     thickness = max(2, max(canvas.shape[:2]) // 300)
     scale = max(0.5, max(canvas.shape[:2]) / 900)
@@ -295,7 +318,7 @@ def draw_faces(image: np.ndarray, boxes: list[tuple[int, int, int, int]], labels
         cv2.rectangle(canvas, (x, y), (x + w, y + h), (255, 60, 60), thickness)
         text = f"{i}: {label}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(0, y - th - base - 4)
+        top = label_top((x, y, w, h), th + base + 4, canvas.shape[0])
         cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + base + 4), (255, 60, 60), -1)
         cv2.putText(canvas, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (255, 255, 255), thickness, cv2.LINE_AA)

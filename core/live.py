@@ -8,7 +8,6 @@ read from another thread (the page's chart) while frames come in, so it is guard
 
 from __future__ import annotations
 
-import io
 import math
 import threading
 import time
@@ -127,8 +126,7 @@ class LiveFaces:
     def process(self, image_bgr: np.ndarray) -> np.ndarray:
         """A BGR frame -> the same frame (BGR) with each face's box, number and smoothed label drawn."""
         t = self.clock()
-        found = faces.detect_faces(image_bgr)[:MAX_FACES]     # largest first
-        found.sort(key=lambda f: f.box[0])                    # then left to right: face 1 is the leftmost
+        found = faces.left_to_right(faces.detect_faces(image_bgr)[:MAX_FACES])  # the largest, then in reading order
         raw = list(self.score(faces.crop_faces(image_bgr, found))) if found else []
         smoothed = self.timeline.add(t, raw)
         frame = FrameFaces(t, [tuple(int(v) for v in f.box) for f in found], smoothed)
@@ -141,12 +139,3 @@ class LiveFaces:
         """The last processed frame (RGB, with its boxes drawn) and its faces, or None before any."""
         with self._snapshot_lock:
             return self._last
-
-
-def png_bytes(image_rgb: np.ndarray) -> bytes:
-    """An RGB image as PNG bytes (in memory)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image_rgb).save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -131,6 +131,15 @@ def song_rows(results: list[dict]) -> list[dict]:
              "what the model hears": song_features.tags_text(r["tags"])} for r in results]
 
 
+def face_rows(result: dict) -> list[dict]:
+    """One table row per face of a picture's result: its number (left to right), box, label and the
+    seven probabilities (for a CSV download)."""
+    return [{"file": result["file"], "face": i, "x": face["box"][0], "y": face["box"][1],
+             "width": face["box"][2], "height": face["box"][3], "label": face["label"],
+             **{name: round(p, 4) for name, p in face["probabilities"].items()}}
+            for i, face in enumerate(result["faces"], start=1)]
+
+
 def expression_probabilities(probabilities: np.ndarray) -> list[dict]:
     """(n faces, 7) probabilities -> per face its top label and the 7 probabilities by name."""
     return [{"label": EXPRESSIONS[int(p.argmax())],
@@ -159,7 +168,7 @@ def analyse_picture(runner: ModelRunner, data: bytes, name: str = "", whole_imag
 
 def picture_faces(runner: ModelRunner, image: np.ndarray, name: str = "", whole_image: bool = False) -> dict:
     """A decoded BGR picture -> every face with its probabilities (see `analyse_picture`)."""
-    found = [faces.whole_image_as_face(image)] if whole_image else faces.detect_faces(image)
+    found = [faces.whole_image_as_face(image)] if whole_image else faces.left_to_right(faces.detect_faces(image))
     return {"file": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
             "faces": score_faces(runner, image, found)}
 

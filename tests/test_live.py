@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core import live
+from core import faces, live
 from core.datasets import EXPRESSIONS
 from tests.test_faces import frame_with_faces
 
@@ -108,7 +108,7 @@ def test_a_frame_gets_its_faces_boxed_and_labelled_left_to_right(fer_faces):
     assert calls == [2] and len(faces_seen.boxes) == 2
     assert faces_seen.boxes[0][0] < faces_seen.boxes[1][0]     # face 1 is the leftmost
     assert faces_seen.labels == ["happy", "surprise"]
-    assert live.png_bytes(drawn)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert faces.png_bytes(drawn)[:8] == b"\x89PNG\r\n\x1a\n"
     assert faces_live.timeline.frames == 1
 
 

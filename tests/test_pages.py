@@ -119,6 +119,9 @@ def test_face_page_shows_probabilities_for_a_photo(face_page, fer_faces):
     assert bars[0]["layout"]["title"]["text"] == f"Face 1: {expected[0]['label']}"
     assert bars[0]["data"][0]["y"] == list(expected[0]["probabilities"])
     np.testing.assert_allclose(bars[0]["data"][0]["x"], list(expected[0]["probabilities"].values()), atol=1e-4)
+    assert "1 face found, numbered left to right" in face_page.get("image")[0].proto.imgs[0].caption
+    labels = [b.proto.label for b in face_page.get("download_button")]
+    assert labels == ["Faces (CSV)", "Faces (JSON)", "Picture with boxes (PNG)"]
 
 
 def _photo_with_a_face(fer_faces) -> bytes:
@@ -192,6 +195,7 @@ def test_face_page_without_a_face_offers_the_whole_picture(face_page):
     assert "No face was found" in face_page.warning[0].value
     face_page.checkbox[0].check().run()
     assert any("Face 1" in c.proto.spec for c in _charts(face_page))
+    assert any("scored as if it were a face" in w.value for w in face_page.warning)
 
 
 def test_face_page_detects_a_picture_once_however_often_the_page_reruns(monkeypatch):

@@ -151,3 +151,14 @@ def test_tensorflow_s_retracing_warning_about_many_runners_is_dropped(caplog):
         logger.warning("5 out of the last 5 calls to <function <lambda>> triggered tf.function retracing.")
         logger.warning("another warning")
     assert [r.getMessage() for r in caplog.records] == ["another warning"]
+
+
+def test_a_picture_s_faces_become_rows_for_a_csv():
+    from core.predict import face_rows
+
+    result = {"file": "two.png", "faces": [
+        {"box": [10, 20, 30, 40], "label": "happy", "probabilities": {n: (1.0 if n == "happy" else 0.0) for n in EXPRESSIONS}},
+        {"box": [90, 20, 30, 40], "label": "sad", "probabilities": {n: (1.0 if n == "sad" else 0.0) for n in EXPRESSIONS}}]}
+    rows = face_rows(result)
+    assert [r["face"] for r in rows] == [1, 2] and rows[1]["x"] == 90 and rows[0]["label"] == "happy"
+    assert list(rows[0])[:7] == ["file", "face", "x", "y", "width", "height", "label"] and rows[1]["sad"] == 1.0

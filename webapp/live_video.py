@@ -19,7 +19,8 @@ import pandas as pd
 import streamlit as st
 
 from core import plots
-from core.live import LiveFaces, png_bytes
+from core.faces import png_bytes
+from core.live import LiveFaces
 from webapp.streamlit_internals import served_by_a_real_server
 
 RTC_CONFIGURATION = {"iceServers": []}
