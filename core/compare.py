@@ -211,6 +211,24 @@ def compare_faces(runners: dict, picture: PictureInput, passes: int = 0) -> dict
     return results
 
 
+def song_result_rows(results: dict[str, dict]) -> list[dict]:
+    """One row per variant of `compare_song`'s results: its mood and, where there, the spread of the
+    fold models and of Monte Carlo dropout."""
+    return [{"variant": name, "valence": r["valence"], "arousal": r["arousal"], "mood": r["mood"],
+             **({"valence sd (fold models)": r["folds"]["std"][0],
+                 "arousal sd (fold models)": r["folds"]["std"][1]} if "folds" in r else {}),
+             **({"valence sd (MC dropout)": r["mc"]["std"][0],
+                 "arousal sd (MC dropout)": r["mc"]["std"][1]} if "mc" in r else {})}
+            for name, r in results.items()]
+
+
+def face_result_rows(results: dict[str, list[dict]]) -> list[dict]:
+    """One row per variant and face of `compare_faces`' results: the label and the 7 probabilities."""
+    return [{"variant": name, "face": i, "label": face["label"],
+             **{e: round(p, 4) for e, p in face["probabilities"].items()}}
+            for name, found in results.items() for i, face in enumerate(found, start=1)]
+
+
 def load_runners(task: str, names: list[str]) -> dict:
     """ModelRunners of the named variants (checked against their cards), in that order."""
     return {name: ModelRunner.load(model_path(task, name)) for name in names}

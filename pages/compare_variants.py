@@ -8,7 +8,7 @@ import streamlit as st
 from core import audio, compare, faces, plots, saliency, variant_stats
 from core.datasets import EXPRESSIONS
 from core.errors import InputError
-from core.literal_text import markdown_code
+from core.literal_text import csv_text, markdown_code
 from core.variants import DEFAULT, trained_variants
 from webapp.navigation import use_app_navigation
 from webapp.loaders import analysis_slot, fold_runners, picture_workers, song_feature_workers, variant_runners
@@ -162,15 +162,18 @@ def run_variants(upload, whole_image: bool = False) -> dict:
 
 def show_song(source, results: dict) -> None:
     st.plotly_chart(plots.variants_mood_map(results), key="variants_mood_map")
-    st.dataframe(pd.DataFrame([{"variant": n, "valence": r["valence"], "arousal": r["arousal"], "mood": r["mood"],
-                                **({"valence sd (fold models)": r["folds"]["std"][0],
-                                    "arousal sd (fold models)": r["folds"]["std"][1]} if "folds" in r else {}),
-                                **({"valence sd (MC dropout)": r["mc"]["std"][0],
-                                    "arousal sd (MC dropout)": r["mc"]["std"][1]} if "mc" in r else {})}
-                               for n, r in results.items()]).round(3), hide_index=True)
+    table = pd.DataFrame(compare.song_result_rows(results))
+    st.dataframe(table.round(3), hide_index=True)
+    download_results(table, source.name)
+
+
+def download_results(table: pd.DataFrame, name: str) -> None:
+    st.download_button("Download every variant's result (CSV)", lambda: csv_text(table.assign(file=name)),
+                       "moodlens_variants.csv", "text/csv", on_click="ignore")
 
 
 def show_faces(source, results: dict) -> None:
+    download_results(pd.DataFrame(compare.face_result_rows(results)), source.name)
     first = next(iter(results.values()))
     st.image(faces.draw_faces(source.image, [f.box for f in source.found], [r["label"] for r in first]),
              caption=f"{len(source.found)} face(s); labels from {next(iter(results))}", width=480)

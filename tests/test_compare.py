@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import cards, compare, plots
+from core.datasets import EXPRESSIONS
 from core.face_model import build_face_cnn
 from core.predict import ModelRunner
 from core.song_model import build_song_crnn
@@ -268,3 +269,16 @@ def test_a_variants_fold_models_are_found_in_fold_order(monkeypatch, tmp_path):
     monkeypatch.setattr(cards, "MODELS_DIR", tmp_path)
     assert [p.name for p in fold_model_paths("song", "default")] == [f"fold_{k}.keras" for k in (0, 1, 2, 10)]
     assert fold_model_paths("song", "pooling_average") == []
+
+
+def test_every_variant_s_result_becomes_rows_for_a_csv():
+    song = {"a": {"valence": 0.6, "arousal": 0.4, "mood": "calm", "folds": {"std": [0.01, 0.02]}},
+            "b": {"valence": 0.5, "arousal": 0.5, "mood": "happy", "mc": {"std": [0.03, 0.04]}}}
+    rows = compare.song_result_rows(song)
+    assert rows[0]["valence sd (fold models)"] == 0.01 and "valence sd (MC dropout)" not in rows[0]
+    assert rows[1]["arousal sd (MC dropout)"] == 0.04 and "valence sd (fold models)" not in rows[1]
+    probabilities = {e: 1 / 7 for e in EXPRESSIONS}
+    faces_rows = compare.face_result_rows({"a": [{"label": "sad", "probabilities": probabilities}] * 2,
+                                           "b": [{"label": "happy", "probabilities": probabilities}] * 2})
+    assert [(r["variant"], r["face"]) for r in faces_rows] == [("a", 1), ("a", 2), ("b", 1), ("b", 2)]
+    assert faces_rows[2]["label"] == "happy" and faces_rows[0]["neutral"] == round(1 / 7, 4)
