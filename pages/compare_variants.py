@@ -74,7 +74,9 @@ def variants_table(rows: list[dict]) -> None:
                               "latency (ms)": st.column_config.NumberColumn(
                                   "latency on training machine (ms)", format="%.1f")})
     comparison = zoo[DEFAULT].get(variant_stats.COMPARISON)
-    st.caption(f"★ the default (the model the {task} page uses). "
+    uses = ("the Song page runs it (and its fold models for the spread)" if task == "song" else
+            "the variant every other is compared with; the Face page runs an ensemble of variants, its card says which")
+    st.caption(f"★ the default ({uses}). "
                + (f"Metrics with their 95% interval ({comparison['data']})"
                   if comparison else "Metrics on the validation split in each card")
                + f"; latency: one input, measured on the machine that trained it "
