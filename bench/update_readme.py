@@ -10,6 +10,7 @@ models; docs/models.md the cards and zoos; docs/benchmarks.md and docs/performan
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -53,9 +54,18 @@ def models_summary() -> str:
     lines.append(f"| Song mood | `models/song/default.keras` ({song['parameters']:,} parameters) | {held_out} | "
                  f"valence r {m['valence']['r']:.2f}, arousal r {m['arousal']['r']:.2f}, valence CCC "
                  f"{m['valence']['ccc']:.2f}, quadrant accuracy {m['quadrant_accuracy']:.0%} |")
-    f = face["validation"]
-    lines.append(f"| Face expression | `models/face/default.keras` ({face['parameters']:,} parameters) | "
-                 f"FER2013 PublicTest, {f['n']:,} faces | accuracy {f['accuracy']:.1%}, macro-F1 {f['macro_f1']:.3f} |")
+    from core.face_ensemble import ENSEMBLE_CARD
+
+    ensemble = json.loads(ENSEMBLE_CARD.read_text())
+    e, f = ensemble["validation"], face["validation"]
+    members = " + ".join(f"`{m['name']}`" for m in ensemble["members"])
+    lines.append(f"| Face expression (what the page runs) | the average of {members}"
+                 + (", each with its mirror image" if ensemble["mirror_average"] else "")
+                 + f" ({ensemble['parameters']:,} parameters) | FER2013 PublicTest, {e['n']:,} faces (also used "
+                 f"to choose the members) | accuracy {e['accuracy']:.1%}, macro-F1 {e['macro_f1']:.3f} |")
+    lines.append(f"| Face expression (the zoo's default) | `models/face/default.keras` ({face['parameters']:,} "
+                 f"parameters) | FER2013 PublicTest, {f['n']:,} faces | accuracy {f['accuracy']:.1%}, "
+                 f"macro-F1 {f['macro_f1']:.3f} |")
     return "\n".join(lines)
 
 
