@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core import audio, cards
+from core import cards
 from core.predict import ModelRunner, predict_faces, predict_song
 from tests.conftest import FER_FILE, has_shared, music_like, wav_bytes
 
@@ -41,8 +41,13 @@ def _fresh_runner(task: str) -> ModelRunner:
 
 
 def _song_batches() -> list[np.ndarray]:
-    """8 batches of 1 to 3 different 30-s windows (log-mel, dB)."""
-    windows = [audio.logmel(music_like(6.0, seed=seed)) for seed in range(6)]
+    """8 batches of 1 to 3 different 30-s windows of musicnn patch embeddings (the song model's
+    input, core.compare.INPUT_SHAPES): tags in 0..1 as musicnn gives them, the rest around 0."""
+    from core.compare import INPUT_SHAPES
+
+    rng = np.random.default_rng(0)
+    windows = rng.normal(0, 1, (6, *INPUT_SHAPES["song"])).astype(np.float32)
+    windows[..., -50:] = rng.uniform(0, 1, (6, INPUT_SHAPES["song"][0], 50))
     return [np.stack([windows[(k + j) % 6] for j in range(1 + k % 3)]) for k in range(THREADS)]
 
 
