@@ -66,7 +66,23 @@ def models_summary() -> str:
     lines.append(f"| Face expression (the zoo's default) | `models/face/default.keras` ({face['parameters']:,} "
                  f"parameters) | FER2013 PublicTest, {f['n']:,} faces | accuracy {f['accuracy']:.1%}, "
                  f"macro-F1 {f['macro_f1']:.3f} |")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + zoo_cost()
+
+
+def zoo_cost() -> str:
+    """How long each zoo took to train, from the cards' own timings and machines."""
+    from core.variants import trained_variants
+
+    parts = []
+    for task, what in (("song", "5 cross-validation folds and the shipped model"), ("face", "one model")):
+        zoo = trained_variants(task)
+        seconds = [card["training"]["seconds"] for card in zoo.values()]
+        machines = sorted({card["training"]["machine"] for card in zoo.values()})
+        parts.append(f"the {task} zoo's {len(zoo)} variants ({what} each) took {min(seconds) / 60:.1f} to "
+                     f"{max(seconds) / 60:.1f} min a variant, {sum(seconds) / 60:.0f} min in all, on "
+                     f"{'; '.join(machines)}")
+    return ("Training time, from the cards: " + "; ".join(parts) + ". The songs' musicnn embeddings are "
+            "computed once before (`--cache DIR` keeps them; docs/song_model.md).")
 
 
 def song_table(card: dict) -> str:
