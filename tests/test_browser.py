@@ -360,7 +360,7 @@ def test_song_page_puts_an_uploaded_clip_on_the_mood_map_and_in_the_table(visit,
         page.get_by_role("button", name="Download the results (CSV)").click()
     assert download.value.suggested_filename == "moodlens_songs.csv"
     header, row = Path(download.value.path()).read_text().splitlines()
-    assert header == "file,valence,arousal,quadrant,mood,duration_s"
+    assert header == "file,valence,arousal,quadrant,mood,duration_s,valence sd,arousal sd,what the model hears"
     file, csv_valence = row.split(",")[:2]
     assert file == song_file.name and abs(float(csv_valence) - valence) <= 0.0005  # the grid shows 3 places
     assert_healthy(visit)
@@ -383,7 +383,9 @@ def _face_result(page, real_face: bool) -> list:
     image = main.locator('[data-testid="stImage"] img').first
     assert page.evaluate("img => img.complete && img.naturalWidth > 0", image.element_handle())
     caption = main.locator('[data-testid="stImage"]').first.inner_text()
-    assert ("1 face(s) found" if real_face else "face(s) found") in caption, caption
+    expected = (r"^1 face found, numbered left to right" if real_face
+                else r"faces? found, numbered left to right|^the whole picture, scored as one face")
+    assert re.search(expected, caption), caption
     bars = main.locator('[data-testid="stPlotlyChart"]').filter(has_text="Face 1:")
     bars.first.wait_for(state="visible")
     texts = chart_texts(bars.first)
