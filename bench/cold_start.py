@@ -7,8 +7,8 @@ process: nothing loaded), open the page in Debian's Chromium at once, and time
 - "server up": `/_stcore/health` answers;
 - "title": the page's title is drawn (from the start of the server);
 - "usable": what a person uses first is drawn: the Song page's uploader, the Face page's tabs (webcam,
-  photo, live video), the Compare page's table; a file picked then waits for what is left of the
-  loading, with a spinner;
+  photo, live video), the Compare page's uploader (under its forest plots); a file picked then
+  waits for what is left of the loading, with a spinner;
 - "ready": the page's script run has finished (the models it needs have loaded);
 - "first result": a generated 8-s song (Song page) or grey photo (Face page) uploaded then, until its
   result is on the page.
@@ -34,7 +34,7 @@ TIMEOUT_MS = 180_000
 USABLE = {
     "song_mood": '[data-testid="stFileUploader"]',
     "face_expression": '[data-testid="stTabs"]',
-    "compare_variants": '[data-testid="stDataFrame"]',
+    "compare_variants": '[data-testid="stFileUploader"]',
 }
 # The song on the map; for the grey photo (no face in it), the page's answer: its picture or its warning.
 RESULT = {"song_mood": '[data-testid="stPlotlyChart"]',

@@ -61,7 +61,6 @@ if len(names) < 2:
     st.info("Pick at least two variants to compare.")
     st.stop()
 cards = {name: zoo[name] for name in names}
-runners = variant_runners(task, names)
 
 
 def variants_table(rows: list[dict]) -> None:
@@ -226,5 +225,7 @@ def your_input_results() -> None:
                                 key=f"activations_{name}")
 
 
+# Asked for once the page's inputs are drawn: the page is usable while they load (webapp.loaders).
+runners = variant_runners(task, names)
 your_input_results()
 held_out_data()
