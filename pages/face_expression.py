@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -27,16 +28,44 @@ st.caption(f"Formats: {', '.join(faces.SUPPORTED_FORMATS)} · at most {faces.MAX
 
 camera_tab, upload_tab, live_tab = st.tabs([":material/photo_camera: Webcam", ":material/image: Photo",
                                            ":material/videocam: Live video"])
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A webcam picture taken out of the camera widget (which would show it a second time), kept in
+    this session's memory until the next one, a photo, or "Remove the picture"."""
+    file_id: str
+    name: str
+    data: bytes
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
 with camera_tab:
-    snapshot = st.camera_input("Take a picture")
+    # A new key after each picture empties the widget: the page shows the picture once, with its boxes.
+    taken = st.camera_input("Take a picture", key=f"camera_{st.session_state.get('camera_round', 0)}")
+    if taken is not None:
+        st.session_state["snapshot"] = Snapshot(taken.file_id, "webcam picture", taken.getvalue())
+        st.session_state["camera_round"] = st.session_state.get("camera_round", 0) + 1
+        st.session_state["latest_input"] = "snapshot"
+        st.rerun()
+    if "snapshot" in st.session_state and st.button("Remove the picture", icon=":material/delete:"):
+        del st.session_state["snapshot"]
+        st.rerun()
 with upload_tab:
     photo = st.file_uploader("Photo", type=list(faces.SUPPORTED_FORMATS))
+if photo is not None and st.session_state.get("seen_photo") != photo.file_id:
+    st.session_state["seen_photo"], st.session_state["latest_input"] = photo.file_id, "photo"
+snapshot = st.session_state.get("snapshot")
+# The latest of the two, as a person expects when they use both.
+picture = (snapshot if snapshot and (photo is None or st.session_state.get("latest_input") == "snapshot")
+           else photo)
 # Asked for once the page's inputs are drawn: the page is usable while they load (webapp.loaders).
 runner = face_page_scorer()
 workers = picture_workers()
 with live_tab:
     live_video.live_mode(runner)
-picture = snapshot or photo
 
 
 def show_result(image, result: dict, whole_image: bool) -> None:
@@ -54,7 +83,7 @@ def show_result(image, result: dict, whole_image: bool) -> None:
                                "moodlens_faces.csv", "text/csv", on_click="ignore")
     json_column.download_button("Faces (JSON)", lambda: json.dumps(result, indent=1), "moodlens_faces.json",
                                 "application/json", on_click="ignore")
-    png_column.download_button("Picture with boxes (PNG)", lambda: faces.png_bytes(drawn),
+    png_column.download_button("Picture (PNG)", lambda: faces.png_bytes(drawn),
                                "moodlens_faces.png", "image/png", on_click="ignore")
     with charts_column:
         columns = st.columns(2 if len(found) > 1 else 1)

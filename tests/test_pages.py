@@ -121,7 +121,7 @@ def test_face_page_shows_probabilities_for_a_photo(face_page, fer_faces):
     np.testing.assert_allclose(bars[0]["data"][0]["x"], list(expected[0]["probabilities"].values()), atol=1e-4)
     assert "1 face found, numbered left to right" in face_page.get("image")[0].proto.imgs[0].caption
     labels = [b.proto.label for b in face_page.get("download_button")]
-    assert labels == ["Faces (CSV)", "Faces (JSON)", "Picture with boxes (PNG)"]
+    assert labels == ["Faces (CSV)", "Faces (JSON)", "Picture (PNG)"]
 
 
 def _photo_with_a_face(fer_faces) -> bytes:
