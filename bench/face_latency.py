@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from core import cards, faces  # noqa: E402
+from core.face_ensemble import median_ms  # noqa: E402
 
 FER = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.npz"
 
@@ -38,14 +38,6 @@ def frame(face_images: list[np.ndarray], side_px: int) -> np.ndarray:
             cv2.resize(face, (side_px, side_px), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
     return canvas
 
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
 
 
 def main() -> None:

@@ -172,22 +172,23 @@ def one_face_frame(face: np.ndarray, side_px: int = 100) -> np.ndarray:
     return canvas
 
 
+def median_ms(fn, repeats: int) -> float:
+    """Median wall time of `fn()` over `repeats` calls, in ms."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
 def frame_latency_ms(scorer, frame: np.ndarray, repeats: int = 50) -> dict:
     """Median times on one frame: face detection, and crop + scoring of the faces found (after a
     warm-up call), and the frames per second of the two together."""
     found = faces.detect_faces(frame)
     scorer(faces.crop_faces(frame, found))
-
-    def median_ms(fn) -> float:
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times) * 1000
-
-    detect = median_ms(lambda: faces.detect_faces(frame))
-    score = median_ms(lambda: scorer(faces.crop_faces(frame, found)))
+    detect = median_ms(lambda: faces.detect_faces(frame), repeats)
+    score = median_ms(lambda: scorer(faces.crop_faces(frame, found)), repeats)
     return {"faces_found": len(found), "detection_ms": round(detect, 2), "crop_and_score_ms": round(score, 2),
             "frames_per_s": round(1000 / (detect + score), 1), "repeats": repeats}
 
