@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/memory.py [--analyses 200]
 
-Loads each default model once (as pages/loaded_models.py does with st.cache_resource) and runs what
+Loads each default model once (as webapp/loaders.py does with st.cache_resource) and runs what
 the pages run, alternating: a song (a different 30-s, 44.1-kHz wav each time) through
 `predict_song` and the mood map, and a photo (a different 640x480 png with one face) through
 `analyse_picture`, the boxes drawn and a probability chart per face; each figure is serialised to

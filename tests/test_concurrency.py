@@ -1,6 +1,6 @@
 """The app's models are shared by every session: calls from 8 threads at once give the single-threaded answers.
 
-Streamlit runs each session's script in its own thread, and `pages/loaded_models.py` hands them all
+Streamlit runs each session's script in its own thread, and `webapp/loaders.py` hands them all
 the same `ModelRunner` (st.cache_resource). The threads start together (a barrier), on a fresh
 runner, so the first call's tracing also happens under contention.
 """

@@ -67,7 +67,7 @@ def test_songs_uploaded_at_once_each_get_their_own_mood(server):
 
 
 def test_the_server_runs_each_model_call_on_one_thread(server):
-    """pages/server_setup.py: one TensorFlow compute thread (TensorFlow's default here is one per
+    """webapp/server_setup.py: one TensorFlow compute thread (TensorFlow's default here is one per
     CPU, a pool that spun beside each call)."""
     song = ("one.wav", wav_bytes(music_like(4.0, seed=5), 22050), "audio/wav")
     run, = asyncio.run(_people_at_once(server.url, "song_mood", [song]))

@@ -1,4 +1,4 @@
-"""What `pages/server_setup.py` changes in the Streamlit server process, checked through the code
+"""What `webapp/server_setup.py` changes in the Streamlit server process, checked through the code
 paths a real server takes: Starlette's multipart parser for uploads, the script runner's clean-up,
 the storage of closed tabs' sessions, the models' loading."""
 
