@@ -50,9 +50,10 @@ def _loaded(load, *args, message: str):
     return value
 
 
-def _warm_up() -> None:
-    """Load what the pages need, in the order a first visitor most likely needs it. A failure is
-    left for the page that needs the thing to report (its own call raises it again)."""
+def warm_up() -> None:
+    """Load what the pages need, in the order a first visitor most likely needs it
+    (webapp.server_setup.warm_up_in_background calls it once per process, on a thread of its own).
+    A failure is left for the page that needs the thing to report (its own call raises it again)."""
     steps = [(_song_feature_workers,), (_load, str(cards.DEFAULT_MODELS["song"]), "song"),
              *[(_load, str(path), "song") for path in fold_model_paths("song", "default")],
              (_picture_workers,), (_load_face_ensemble, str(face_ensemble.ENSEMBLE_CARD))]
@@ -64,20 +65,6 @@ def _warm_up() -> None:
             continue
         with _ready_lock:
             _ready.add((load.__name__, tuple(args)))
-
-
-def warm_up() -> None:
-    """Load everything the pages need, once per process (webapp.server_setup.warm_up_in_background
-    calls it on a thread of its own when the first person opens any page)."""
-    global _warmed_up
-    with _ready_lock:
-        if _warmed_up:
-            return
-        _warmed_up = True
-    _warm_up()
-
-
-_warmed_up = False
 
 
 @st.cache_resource(show_spinner=False)
