@@ -381,7 +381,9 @@ def _face_result(page, real_face: bool) -> list:
         wait_until_idle(page, '[data-testid="stMain"] [data-testid="stImage"]', timeout_ms=RESULT_TIMEOUT_MS)
     assert error_texts(page) == []
     image = main.locator('[data-testid="stImage"] img').first
-    assert page.evaluate("img => img.complete && img.naturalWidth > 0", image.element_handle())
+    # The picture is fetched from /media after the run: wait for it to arrive and decode.
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
+                           timeout=RESULT_TIMEOUT_MS)
     caption = main.locator('[data-testid="stImage"]').first.inner_text()
     expected = (r"^1 face found, numbered left to right" if real_face
                 else r"faces? found, numbered left to right|^the whole picture, scored as one face")
