@@ -73,3 +73,41 @@ def test_a_checkpoint_with_a_variable_the_model_does_not_use_is_refused():
         musicnn.load_checkpoint(model, {**weights, "conv2d_99/kernel": np.zeros(1)})
     with pytest.raises(ValueError, match="positive"):
         musicnn.build_musicnn(n_tags=0)
+
+
+def _random_weights_with_dead_filters(model, rng):
+    """Random weights everywhere (batch norms with non-trivial statistics), then the kernel of a
+    third of each convolution's filters set to all zero, as weight decay left MSD musicnn's."""
+    for layer in model.layers:
+        values = [rng.normal(0, 0.3, w.shape).astype(np.float32) for w in layer.get_weights()]
+        if type(layer).__name__ == "BatchNormalization":
+            values[3] = rng.uniform(0.5, 2.0, values[3].shape).astype(np.float32)  # variance > 0
+        if layer.name in musicnn.CONV_BATCH_NORMS:
+            values[0][..., ::3] = 0.0
+        if values:
+            layer.set_weights(values)
+
+
+def test_pruning_dead_filters_keeps_every_output():
+    # Random weights with planted dead filters: the pruned model must give the full model's
+    # taggram and penultimate layer (float32 rounding apart), including at the zero-padded edges.
+    model = musicnn.build_musicnn(frontend_filters=0.25, midend_filters=16, backend_units=24, n_tags=5)
+    _random_weights_with_dead_filters(model, np.random.default_rng(3))
+    pruned = musicnn.prune_dead_filters(model)
+    assert pruned.get_layer("conv2d").filters == len(range(1, 32, 3)) + len(range(2, 32, 3))  # 32 -> 21
+    assert pruned.get_layer("conv2d_5_scatter").units == 16
+    x = np.random.default_rng(4).uniform(0, 3, (3, musicnn.PATCH_FRAMES, musicnn.N_MELS)).astype(np.float32)
+    for full, fast in zip(model(x, training=False), pruned(x, training=False)):
+        np.testing.assert_allclose(np.asarray(fast), np.asarray(full), atol=1e-4, rtol=1e-5)
+
+
+def test_the_app_runs_msd_musicnn_pruned_to_its_live_filters_with_the_same_outputs():
+    network = musicnn.default_musicnn()
+    assert network.pruned.count_params() < 0.7 * network.model.count_params()
+    assert network.pruned.get_layer("conv2d").filters < 30  # of 204: the rest are dead
+    x = _patches_of(synthetic_clip_wav())
+    full_taggram, full_penultimate = (np.asarray(v) for v in network.model(x, training=False))
+    taggram, penultimate = network(x)
+    # Outputs of order 1 (tags in [0, 1], the penultimate layer within +-5): float32 rounding.
+    np.testing.assert_allclose(taggram, full_taggram, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(penultimate, full_penultimate, atol=1e-5, rtol=0)
