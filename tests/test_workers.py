@@ -45,6 +45,13 @@ def test_features_from_a_worker_equal_the_features_computed_here(workers, real_c
     assert len(workers.song_features(long_song)[1]) > 1
 
 
+def test_a_song_worker_computes_on_one_thread(workers, real_clip):
+    # Spinning BLAS threads cost a worker four times the CPU time of the work (core.workers.ONE_THREAD).
+    workers.song_features(real_clip[1])
+    for worker in workers._all:
+        assert len(os.listdir(f"/proc/{worker.process.pid}/task")) == 1
+
+
 @pytest.mark.parametrize("data", [
     b"",
     bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)),
