@@ -15,7 +15,11 @@ from pathlib import Path
 from core.errors import ModelFileError
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODELS = {"song": MODELS_DIR / "song" / "default.keras",
+# The model each task's page runs by default. Songs: the seed ensemble of the default CRNN (five
+# networks of the zoo's default recipe, averaged in one file: core.train.train_song(members=5)); the
+# zoo's "default" variant is the single network (core.variants.model_path). Faces: the single default
+# network (the Face page runs core.face_ensemble's ensemble of zoo members).
+DEFAULT_MODELS = {"song": MODELS_DIR / "song" / "ensemble.keras",
                   "face": MODELS_DIR / "face" / "default.keras"}
 
 

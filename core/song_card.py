@@ -16,8 +16,13 @@ def _dig(d: dict, path: tuple[str, ...]) -> float:
 def card_summary(card: dict) -> str:
     """One paragraph: the model, its input, its training data and how it was scored."""
     split = card["split"]
-    return (f"A CRNN ({card['parameters']:,} parameters: Conv1D → {card['config']['pooling']} pooling → "
-            f"dropout → LSTM → Dense) over the sequence of a song's 3-s patches, each described by the "
+    members = card.get("members", {}).get("count", 1)
+    network = (f"A CRNN ({card['parameters']:,} parameters: Conv1D → {card['config']['pooling']} pooling → "
+               f"dropout → LSTM → Dense)" if members == 1 else
+               f"The mean of {members} CRNNs that differ only in their seed (each "
+               f"{card['parameters'] // members:,} parameters: Conv1D → {card['config']['pooling']} pooling → "
+               f"dropout → LSTM → Dense)")
+    return (f"{network} over the sequence of a song's 3-s patches, each described by the "
             f"pretrained musicnn network (Million Song Dataset tags; its 200-d penultimate layer and 50 tag "
             f"probabilities). Trained on the {card['data']['n_songs']} songs of the 4Q audio emotion dataset "
             f"(Panda et al. 2018) with MERGE valence/arousal, and scored by {split['method']} (seed "
@@ -26,9 +31,14 @@ def card_summary(card: dict) -> str:
 
 
 def card_table(card: dict) -> str:
-    """A Markdown table: this model's cross-validated figures, then each ablation row (same folds)."""
+    """A Markdown table: this model's cross-validated figures, a seed ensemble's single members, then each
+    ablation row (same folds)."""
     cv = card["cross_validation"]
-    rows = [("this CRNN", cv["mean"], cv["sd"])] + [
+    rows = [("this model", cv["mean"], cv["sd"])]
+    if "cross_validation_single_members" in card:
+        single = card["cross_validation_single_members"]
+        rows.append(("one of its CRNNs alone (every seed and fold)", single["mean"], single["sd"]))
+    rows += [
         (f"{row['name']} (ablation)", row["mean"], row["sd"]) for row in card.get("ablation", [])
         if "this model's recipe" not in row["name"]]
     return ("| model | " + " | ".join(c for c, _ in COLUMNS) + " |\n|---|" + "--:|" * len(COLUMNS) + "\n"

@@ -347,27 +347,60 @@ def song_ablation(data_dir: Path, data: dict, folds: np.ndarray, training: dict,
     return rows
 
 
+def member_seed(seed: int, member: int) -> int:
+    """The seed of an ensemble's member: member 0 has the single network's seed."""
+    return seed + 1000 * member
+
+
+def average_of(models: list, name: str):
+    """One Keras model whose output is the mean of the given models' outputs (each a copy without
+    its optimizer, renamed member_<i>): what a seed ensemble ships as, one file and one call."""
+    keras = _keras()
+    members = []
+    for i, model in enumerate(models):
+        copy = keras.Model.from_config({**model.get_config(), "name": f"member_{i}"})
+        copy.set_weights(model.get_weights())
+        members.append(copy)
+    inputs = keras.Input(models[0].input_shape[1:], name="patches")
+    mean = keras.layers.Average(name="mean_of_members")([m(inputs) for m in members])
+    return keras.Model(inputs, mean, name=name)
+
+
 def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: int,
-               cache_dir: Path | None = None, ablation: bool = False, save_folds: bool = True) -> Path:
+               cache_dir: Path | None = None, ablation: bool = False, save_folds: bool = True,
+               members: int = 1) -> Path:
     """Cross-validate the song CRNN on 5 folds, train the shipped model on every song, write both
-    (the fold models under <out's folder>/folds/<name>/) and the card."""
+    (the fold models under <out's folder>/folds/<name>/) and the card.
+
+    members > 1: a seed ensemble. Each fold's prediction, and the shipped model's, is the mean of
+    `members` CRNNs of the same recipe that differ only in their seed (`member_seed`); the shipped
+    model is one file (`average_of`), and no fold models are written (the spread of a prediction
+    comes from the single network's)."""
     from core.song_model import build_song_crnn
 
+    if members < 1:
+        raise ValueError(f"members must be 1 or more, not {members}")
     started = time.time()
     data = song_training_data(data_dir, cache_dir)
     targets = data["targets"]
     folds = datasets.stratified_folds(data["quadrant"], training["folds"], seed)
     config = resolved_config(build_song_crnn, config)
+    save_folds = save_folds and members == 1
 
     fold_curves, fold_paths = [], []
     oof = np.zeros((len(targets), 2))
-    per_fold = []
+    per_fold, single_per_fold = [], []
     for k in range(training["folds"]):
         train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-        model, curves, scaling = fit_song_crnn(config, training, data, train, seed + k, test)
-        oof[test] = predict_sequences(model, data["embeddings"][0, test], data["n_patches"][0, test])
+        predictions, member_curves = [], []
+        for m in range(members):
+            model, curves, scaling = fit_song_crnn(config, training, data, train, member_seed(seed + k, m), test)
+            predictions.append(predict_sequences(model, data["embeddings"][0, test], data["n_patches"][0, test]))
+            single_per_fold.append(metrics.song_metrics(targets[test], predictions[-1]))
+            member_curves.append(curves)
+        oof[test] = np.mean(predictions, axis=0)
         per_fold.append(metrics.song_metrics(targets[test], oof[test]))
-        fold_curves.append(curves)
+        fold_curves.append({key: np.mean([c[key] for c in member_curves], axis=0).tolist() for key in curves})
         if save_folds:
             fold_out = out.parent / "folds" / out.name / f"fold_{k}"
             fold_paths.append(_save(_without_optimizer(model), fold_out, {
@@ -377,7 +410,12 @@ def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: in
         print(f"{out.name} fold {k}: valence r {per_fold[-1]['valence']['r']:.3f}, arousal r "
               f"{per_fold[-1]['arousal']['r']:.3f}, quadrant {per_fold[-1]['quadrant_accuracy']:.3f}", flush=True)
     crnn = {"per_fold": per_fold, **fold_summary(per_fold), "predictions": oof}
-    model, final_curves, scaling = fit_song_crnn(config, training, data, np.arange(len(targets)), seed)
+    final = [fit_song_crnn(config, training, data, np.arange(len(targets)), member_seed(seed, m))
+             for m in range(members)]
+    model, final_curves, scaling = final[0]
+    if members > 1:
+        model = average_of([f[0] for f in final], name=f"{config['name']}_ensemble")
+        final_curves = {key: np.mean([f[1][key] for f in final], axis=0).tolist() for key in final_curves}
     seconds = time.time() - started
 
     mean_curves = {key: np.mean([c[key] for c in fold_curves], axis=0).tolist() for key in ("loss", "val_loss")}
@@ -401,14 +439,25 @@ def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: in
         "split": {"method": f"{training['folds']}-fold cross-validation, folds stratified by quadrant",
                   "seed": seed, "folds": training["folds"], "n_train": int(len(targets)), "n_val": 0,
                   "fold_song_ids": [data["song_id"][folds == k].tolist() for k in range(training["folds"])]},
-        "ships": f"one model trained on all {len(targets)} songs with the folds' recipe and epochs; the "
-                 f"{training['folds']} fold models (folds/{out.name}/) give the spread of a prediction",
+        "ships": (f"one model trained on all {len(targets)} songs with the folds' recipe and epochs; the "
+                  f"{training['folds']} fold models (folds/{out.name}/) give the spread of a prediction"
+                  if members == 1 else
+                  f"the mean of {members} CRNNs of this recipe, seeds {[member_seed(seed, m) for m in range(members)]}, "
+                  f"each trained on all {len(targets)} songs, in one file; each fold's figures are the same "
+                  f"mean of {members} CRNNs trained on the other folds' songs. The spread of a prediction "
+                  f"comes from the single network's {training['folds']} fold models (folds/default/)"),
+        "members": {"count": members, "seeds": [member_seed(seed, m) for m in range(members)],
+                    "combination": "mean of the members' (valence, arousal)"},
         "fold_models": [p.name for p in fold_paths],
         "target_scaling": {**scaling, "note": "folded into the output layer: the model outputs raw values"},
         "curves": mean_curves,
         "fold_curves": fold_curves,
         "final_curves": final_curves,
         "cross_validation": {"per_fold": per_fold, "mean": crnn["mean"], "sd": crnn["sd"]},
+        **({"cross_validation_single_members": {"per_member_and_fold": single_per_fold,
+                                                **fold_summary(single_per_fold),
+                                                "note": f"each of the {members} members alone, on each fold"}}
+           if members > 1 else {}),
         "validation": validation,
         "validation_predictions": oof.round(4).tolist(),
         "validation_targets": targets.round(4).tolist(),
@@ -620,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation", action="store_true",
                         help="song: add the ablation rows (ridge and SVR on log-mel stats, ridge on "
                              "embeddings, the log-mel CRNN) on the same folds to the card")
+    parser.add_argument("--members", type=int, default=1,
+                        help="song: a seed ensemble of this many CRNNs (core.train.train_song), in one file")
     parser.add_argument("--limit", type=int, default=None, help="face: use only the first N rows")
     args = parser.parse_args(argv)
     try:
@@ -653,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     for out, run_config in runs:
         if args.task == "song":
             path = train_song(args.data, out, run_config, {**SONG_TRAINING, **overrides}, args.seed,
-                              args.cache, args.ablation)
+                              args.cache, args.ablation, members=args.members)
         else:
             path = train_face(args.data, out, run_config, {**FACE_TRAINING, **overrides}, args.seed,
                               args.limit, args.continue_from)

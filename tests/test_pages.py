@@ -45,9 +45,9 @@ def test_song_page_shows_the_empty_mood_map_before_any_song():
     assert spec["data"] == [] and "Mood map" in spec["layout"]["title"]["text"]
     assert len(spec["layout"]["annotations"]) == 4  # the quadrants' names
     card = cards.read_card(cards.DEFAULT_MODELS["song"])
-    table = next(m.value for m in app.markdown if "| this CRNN |" in m.value)  # About the model
+    table = next(m.value for m in app.markdown if "| this model |" in m.value)  # About the model
     mean, sd = card["cross_validation"]["mean"], card["cross_validation"]["sd"]
-    assert (f"| this CRNN | {mean['valence']['r']:.3f} ± {sd['valence']['r']:.3f} | "
+    assert (f"| this model | {mean['valence']['r']:.3f} ± {sd['valence']['r']:.3f} | "
             f"{mean['arousal']['r']:.3f} ± {sd['arousal']['r']:.3f} |") in table
     assert all(f"| {row['name']} (ablation) |" in table for row in card["ablation"] if "recipe" not in row["name"])
 

@@ -47,6 +47,29 @@ def test_the_ablation_rows_are_scored_on_the_same_folds(tiny_music_dir, tmp_path
     assert card["ablation"][-1]["mean"] == card["cross_validation"]["mean"]
 
 
+def test_a_seed_ensemble_ships_the_mean_of_its_members_in_one_file(tiny_music_dir, tmp_path):
+    import numpy as np
+
+    from tests.conftest import TINY_SONG_CONFIG, TINY_SONG_TRAINING
+
+    assert train_main(["song", "--data", str(tiny_music_dir), "--out", str(tmp_path / "ensemble"), "--members", "2",
+                       "--config", json.dumps(TINY_SONG_CONFIG),
+                       "--training", json.dumps({**TINY_SONG_TRAINING, "epochs": 1})]) == 0
+    path = tmp_path / "ensemble.keras"
+    card = cards.read_card(path)
+    assert card["members"]["count"] == 2 and card["members"]["seeds"] == [7, 1007]
+    assert card["fold_models"] == [] and not (tmp_path / "folds").exists()  # the spread is the single network's
+    assert len(card["cross_validation_single_members"]["per_member_and_fold"]) == 2 * 3
+    model, _ = cards.load_model(path)
+    members = [layer for layer in model.layers if layer.name.startswith("member_")]
+    assert len(members) == 2
+    x = np.random.default_rng(0).normal(size=(3, 5, 250)).astype(np.float32)
+    each = [np.asarray(m(x, training=False)) for m in members]
+    assert not np.allclose(each[0], each[1], atol=1e-3)  # two seeds: two different networks
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), np.mean(each, axis=0), rtol=0, atol=1e-6)
+    assert model.count_params() == card["parameters"] == sum(m.count_params() for m in members)
+
+
 def test_a_tiny_face_training_writes_a_model_and_a_complete_card(tiny_face_model):
     card = cards.read_card(tiny_face_model)
     assert card["split"] == {"train": "usage 0 (Training)", "validation": "usage 1 (PublicTest)",
