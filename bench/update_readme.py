@@ -51,7 +51,10 @@ def models_summary() -> str:
     m = song.get("cross_validation", {}).get("mean") or song["validation"]
     held_out = (f"{song['split']['folds']}-fold cross-validation, {song['data']['n_songs']} songs"
                 if "cross_validation" in song else f"{song['split']['n_val']} validation songs")
-    lines.append(f"| Song mood | `models/song/default.keras` ({song['parameters']:,} parameters) | {held_out} | "
+    members = song.get("members", {}).get("count", 1)
+    what = (f"`{cards.DEFAULT_MODELS['song'].relative_to(ROOT)}`" if members == 1 else
+            f"`{cards.DEFAULT_MODELS['song'].relative_to(ROOT)}`, the mean of {members} CRNNs that differ only in their seed")
+    lines.append(f"| Song mood | {what} ({song['parameters']:,} parameters) | {held_out} | "
                  f"valence r {m['valence']['r']:.2f}, arousal r {m['arousal']['r']:.2f}, valence CCC "
                  f"{m['valence']['ccc']:.2f}, quadrant accuracy {m['quadrant_accuracy']:.0%} |")
     from core.face_ensemble import ENSEMBLE_CARD
