@@ -65,8 +65,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200)
     args = parser.parse_args()
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")  # as the server runs (webapp/server_setup.py)
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    from webapp.server_setup import tensorflow_threads
+
+    tensorflow_threads()  # as the server runs
     from core import cards, faces
     from core.face_ensemble import FaceEnsemble
     from core.predict import ModelRunner

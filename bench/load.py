@@ -74,6 +74,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-dev-shm-usage",
                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"]
 PAGES = {"song": ("song_mood", "Song mood"), "face": ("face_expression", "Face expression")}
+# The caption of the Face page's result picture: "1 face found, ...", "3 faces found, ...".
+FACE_RESULT = re.compile(r"\b\d+ faces? found\b")
 OUT = ROOT / "test-output"
 
 
@@ -247,7 +249,7 @@ _DRAWN = {  # the result as a person sees it: this session's song on the mood ma
     "face": """(a) => { const box = document.querySelector('[data-testid="stMain"] [data-testid="stImage"]');
                         const img = box && box.querySelector('img');
                         return !!img && img.getAttribute('src') !== a.previous_src && img.complete
-                               && img.naturalWidth > 0 && box.textContent.includes('face(s) found'); }""",
+                               && img.naturalWidth > 0 && /\\b\\d+ faces? found\\b/.test(box.textContent); }""",
 }
 
 
@@ -337,7 +339,7 @@ class WsPerson:
             done = run.finished_s
         else:  # the picture with its boxes, fetched as the browser would to show it
             arrived = run.seconds_to(lambda e: e.WhichOneof("type") == "imgs"
-                                     and "face(s) found" in e.imgs.imgs[0].caption)
+                                     and FACE_RESULT.search(e.imgs.imgs[0].caption))
             picture = run.find(lambda e: e.WhichOneof("type") == "imgs")
             if arrived is not None and not await self.session.fetch(picture.imgs.imgs[0].url):
                 arrived = None

@@ -75,6 +75,15 @@ def test_streamlit_s_own_hook_clears_keras(monkeypatch):
     assert cleared == [1]
 
 
+def test_tensorflow_gets_one_thread_inside_an_operation_and_one_per_cpu_between(monkeypatch):
+    # One inter-op thread made every session's model calls queue on it (docs/performance.md).
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    server_setup.tensorflow_threads()
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert os.environ["TF_NUM_INTEROP_THREADS"] == str(os.cpu_count())
+
+
 def test_analyses_take_turns_one_per_cpu():
     from webapp.loaders import analysis_slot
 
