@@ -418,6 +418,21 @@ async def _server_cpu_when_ready(ready: asyncio.Barrier, pid: int) -> float | No
     return cpu_s(pid)
 
 
+async def server_idle(pid: int, quiet_cpu_s: float = 0.05, over_s: float = 1.0, timeout_s: float = 180) -> None:
+    """Wait until the server (and its workers) used under quiet_cpu_s of CPU time over over_s: its
+    loading on the warm-up thread (the other page's models, Grad-CAM's traced functions) must not
+    run beside the first rounds, where it slowed N = 1 and flattered the ratio."""
+    deadline = time.monotonic() + timeout_s
+    before = cpu_s(pid)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(over_s)
+        now = cpu_s(pid)
+        if now - before < quiet_cpu_s:
+            return
+        before = now
+    print(f"warning: the server was still busy after {timeout_s:.0f} s; measuring anyway", flush=True)
+
+
 def rounds_at(args, n: int) -> int:
     """Rounds at N: enough for as many timed results as --rounds at the largest N gives."""
     return args.rounds if args.clients == "probe" else math.ceil(args.rounds * max(args.sessions) / n)
@@ -435,6 +450,7 @@ async def run_load(args, server: LiveServer, sampler: RssSampler) -> list[Round]
             if not args.summary or warm.seconds is None:
                 print(f"warm-up {task}: {warm}", flush=True)
             await person.close()
+        await server_idle(server.pid)
         for task in args.tasks:
             for n in args.sessions:
                 record = Round(task, n)
