@@ -99,8 +99,22 @@ def mood_map(results: list[dict], title: str = "Mood map (Russell's circumplex)"
                           f"<br>{result['mood']}<extra></extra>", **spread))
     layout = _mood_map_layout(title)
     if zoom and results:
-        layout["xaxis"]["range"], layout["yaxis"]["range"] = mood_map_range(results)
+        x_range, y_range = layout["xaxis"]["range"], layout["yaxis"]["range"] = mood_map_range(results)
+        layout["annotations"] = _quadrant_names_in(x_range, y_range)
     return go.Figure(dict(data=traces, layout=layout), _validate=False)
+
+
+def _quadrant_names_in(x_range: list, y_range: list) -> list[dict]:
+    """Each quadrant's name at the top of the part of it that is in view (a zoomed map always shows
+    the quadrant lines, so every quadrant has such a part), as `_mood_map_layout` does on the
+    whole square."""
+    names = []
+    for q, ((x0, x1), (y0, y1), _) in _QUADRANTS.items():
+        left, right = max(x0, x_range[0]), min(x1, x_range[1])
+        top = min(y1, y_range[1])
+        names.append(dict(x=(left + right) / 2, y=top - 0.03 * (y_range[1] - y_range[0]),
+                          text=f"Q{q} {QUADRANT_NAMES[q]}", showarrow=False, font=dict(size=13, color="#555")))
+    return names
 
 
 def mood_over_time(results: list[dict], title: str = "Valence and arousal through each song") -> go.Figure:

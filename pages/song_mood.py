@@ -72,7 +72,12 @@ if uploads:
     if results:
         zoom = st.toggle("Zoom to the songs", value=True, help="Off: the whole map, 0 to 1 on both axes.")
         st.plotly_chart(plots.mood_map(results, zoom=zoom), key="mood_map")
-        st.plotly_chart(plots.mood_over_time(results), key="mood_over_time")
+        if any(len(r["windows"]) > 1 for r in results):
+            st.plotly_chart(plots.mood_over_time(results), key="mood_over_time")
+        else:
+            st.caption("Each of these songs is a single 30-s window, so there is no path through time to "
+                       "draw: a longer song gets a window every few seconds, a line on the map and a chart "
+                       "of its valence and arousal over time here.")
         table = pd.DataFrame(song_rows(results))
         st.dataframe(table, hide_index=True, column_config={
             "valence": st.column_config.NumberColumn(format="%.3f"),

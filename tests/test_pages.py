@@ -64,12 +64,23 @@ def test_song_page_maps_an_uploaded_clip_and_lists_it(song_page, real_clip):
     assert table["valence sd"][0] > 0  # the 5 fold models' spread
     result = next(iter(song_page.session_state["song_results"].values()))
     assert table["what the model hears"][0].startswith(result["tags"][0]["tag"])
-    over_time = json.loads(_charts(song_page)[1].proto.spec)
-    assert [t["name"] for t in over_time["data"]] == [f"{name}: valence", f"{name}: arousal"]
+    # One 30-s window: no chart over time, a line that says why.
+    assert len(_charts(song_page)) == 1 and any("single 30-s window" in c.value for c in song_page.caption)
     zoomed = json.loads(chart.proto.spec)["layout"]["xaxis"]["range"]
     assert zoomed[0] <= result["valence"] <= zoomed[1] and zoomed[0] <= 0.5 <= zoomed[1]
     song_page.toggle[0].set_value(False).run()  # the whole map, one click away
     assert json.loads(_charts(song_page)[0].proto.spec)["layout"]["xaxis"]["range"] == [0, 1]
+
+
+def test_a_song_of_several_windows_gets_its_valence_and_arousal_over_time(song_page):
+    from tests.conftest import music_like
+
+    song_page.file_uploader[0].set_value(("long.wav", wav_bytes(music_like(50.0, seed=5), 22050), "audio/wav")).run()
+    assert not song_page.exception and not song_page.error
+    over_time = json.loads(_charts(song_page)[1].proto.spec)
+    assert [t["name"] for t in over_time["data"]] == ["long.wav: valence", "long.wav: arousal"]
+    assert len(over_time["data"][0]["x"]) > 1  # a point a window
+    assert not any("single 30-s window" in c.value for c in song_page.caption)
 
 
 def test_song_page_explains_a_bad_file_and_still_maps_the_good_one(song_page):

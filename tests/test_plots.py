@@ -6,7 +6,7 @@ import json
 import plotly.graph_objects as go
 import pytest
 
-from core import plots
+from core import metrics, plots
 from core.datasets import EXPRESSIONS
 
 
@@ -74,6 +74,12 @@ def test_the_zoomed_map_holds_every_point_and_the_quadrant_lines_in_a_square():
         list(plots.mood_map([song]).to_dict()["layout"]["xaxis"]["range"]) == [0, 1]
     song_point = figure["data"][-1]
     assert list(song_point["error_x"]["array"]) == [0.03] and list(song_point["error_y"]["array"]) == [0.05]
+    # Every quadrant's name is in view, inside its own quadrant.
+    names = {a["text"].split()[0]: (a["x"], a["y"]) for a in figure["layout"]["annotations"]}
+    assert set(names) == {"Q1", "Q2", "Q3", "Q4"}
+    for q, (v, a) in names.items():
+        assert x[0] <= v <= x[1] and y[0] <= a <= y[1]
+        assert metrics.quadrant(v, a) == int(q[1])
 
 
 def test_the_live_timeline_has_one_line_per_expression_over_the_last_30_seconds():
