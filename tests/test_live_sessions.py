@@ -66,16 +66,17 @@ def test_songs_uploaded_at_once_each_get_their_own_mood(server):
         assert table is not None
 
 
-def test_the_server_runs_each_model_call_on_one_thread(server):
-    """webapp/server_setup.py: one TensorFlow compute thread (TensorFlow's default here is one per
-    CPU, a pool that spun beside each call)."""
+def test_the_server_gives_tensorflow_one_compute_thread_per_cpu(server):
+    """webapp/server_setup.py: one thread inside each TensorFlow operation, one per CPU between
+    operations, so that two sessions' model calls run side by side; before, a single thread made
+    them queue, and TensorFlow's own default adds an intra-op pool that spun beside each call."""
     song = ("one.wav", wav_bytes(music_like(4.0, seed=5), 22050), "audio/wav")
     run, = asyncio.run(_people_at_once(server.url, "song_mood", [song]))
     assert run.errors == []
     tasks = list(Path(f"/proc/{server.pid}/task").iterdir())
     names = [(task / "comm").read_text().strip() for task in tasks if (task / "comm").exists()]
     assert "tf_graph_runner" in names, "TensorFlow has not started in the server"
-    assert names.count("tf_Compute") == 1
+    assert names.count("tf_Compute") == os.cpu_count()
 
 
 def test_the_server_reads_songs_in_one_worker_process_per_cpu(server):
