@@ -1,7 +1,9 @@
 """Train a model and write its `.keras` file and card.
 
+    python -m core.train song --data ../shared/data/music --out models/song/ensemble --members 5 \
+        --ablation [--cache /work/cache/moodlens]          (what the Song page runs)
     python -m core.train song --data ../shared/data/music --out models/song/default --ablation \
-        [--cache /work/cache/moodlens]
+        [--cache /work/cache/moodlens]                     (one network: the zoo's default)
     python -m core.train face --data ../shared/data/fer2013/fer2013.npz --out models/face/default
 
     python -m core.train song --zoo --data ../shared/data/music [--only NAME,NAME] [--out models/song]
