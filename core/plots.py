@@ -27,8 +27,7 @@ def _mood_map_layout(title: str) -> dict:
     shapes += [dict(type="line", line=line, x0=QUADRANT_THRESHOLD, x1=QUADRANT_THRESHOLD, y0=0, y1=1),
                dict(type="line", line=line, y0=QUADRANT_THRESHOLD, y1=QUADRANT_THRESHOLD, x0=0, x1=1)]
     return dict(
-        annotations=[dict(x=(x0 + x1) / 2, y=y1 - 0.03, text=f"Q{q} {QUADRANT_NAMES[q]}", showarrow=False,
-                          font=dict(size=13, color="#555")) for q, ((x0, x1), (y0, y1), _) in _QUADRANTS.items()],
+        annotations=_quadrant_names_in([0, 1], [0, 1]),
         shapes=shapes, title=dict(text=title), height=560, margin=dict(l=40, r=20, t=50, b=40),
         xaxis=dict(title=dict(text="valence (negative → positive)"), range=[0, 1], zeroline=False,
                    constrain="domain"),
@@ -105,9 +104,8 @@ def mood_map(results: list[dict], title: str = "Mood map (Russell's circumplex)"
 
 
 def _quadrant_names_in(x_range: list, y_range: list) -> list[dict]:
-    """Each quadrant's name at the top of the part of it that is in view (a zoomed map always shows
-    the quadrant lines, so every quadrant has such a part), as `_mood_map_layout` does on the
-    whole square."""
+    """Each quadrant's name at the top of the part of it that is in view: the whole square, or a
+    zoomed map's part (which always shows the quadrant lines, so every quadrant has such a part)."""
     names = []
     for q, ((x0, x1), (y0, y1), _) in _QUADRANTS.items():
         left, right = max(x0, x_range[0]), min(x1, x_range[1])

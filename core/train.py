@@ -358,11 +358,7 @@ def average_of(models: list, name: str):
     """One Keras model whose output is the mean of the given models' outputs (each a copy without
     its optimizer, renamed member_<i>): what a seed ensemble ships as, one file and one call."""
     keras = _keras()
-    members = []
-    for i, model in enumerate(models):
-        copy = keras.Model.from_config({**model.get_config(), "name": f"member_{i}"})
-        copy.set_weights(model.get_weights())
-        members.append(copy)
+    members = [_without_optimizer(model, name=f"member_{i}") for i, model in enumerate(models)]
     inputs = keras.Input(models[0].input_shape[1:], name="patches")
     mean = keras.layers.Average(name="mean_of_members")([m(inputs) for m in members])
     return keras.Model(inputs, mean, name=name)
@@ -474,11 +470,12 @@ def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: in
     return _save(_without_optimizer(model), out, card)
 
 
-def _without_optimizer(model):
+def _without_optimizer(model, name: str | None = None):
     """A copy of a trained model without its optimizer's state (Adam's two moments per weight
-    would triple the file), the same weights, Normalization statistics included."""
+    would triple the file), the same weights, Normalization statistics included; renamed if asked."""
     keras = _keras()
-    copy = keras.Model.from_config(model.get_config())  # clone_model would copy the compile state too
+    config = {**model.get_config(), **({"name": name} if name else {})}
+    copy = keras.Model.from_config(config)  # clone_model would copy the compile state too
     copy.set_weights(model.get_weights())
     return copy
 
