@@ -588,6 +588,11 @@ def test_face_page_live_video_draws_boxes_and_the_timeline_grows(visit, server, 
         pytest.skip("needs a real FER face for the camera (../shared)")
     page = open_page(visit, server, "face_expression", "Face expression")
     page.get_by_role("tab", name=re.compile(r"Live video$")).click()
+    # Before the video has played: the line that says what to do, and no empty chart or buttons.
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_text("Start the video: the chart of the last 30 seconds fills").wait_for(state="visible")
+    assert page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Face 1, last 30 s").count() == 0
+    assert page.get_by_role("button", name="Keep this moment").count() == 0
     webrtc = page.frame_locator('iframe[title="streamlit_webrtc.component.webrtc_streamer"]')
     webrtc.get_by_role("button", name=re.compile("start", re.I)).click()
     video = webrtc.locator("video").first
@@ -605,7 +610,6 @@ def test_face_page_live_video_draws_boxes_and_the_timeline_grows(visit, server, 
         assert time.monotonic() < deadline, f"the live chart did not grow ({first} points)"
         page.wait_for_timeout(500)
     page.get_by_role("button", name="Keep this moment").click()
-    main = page.locator('[data-testid="stMain"]')
     main.get_by_text(re.compile(r"Moment 1: 1: \w+")).first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the session's summary (CSV)").click()

@@ -81,16 +81,22 @@ def live_mode(score) -> None:
 
 def _timeline(live: LiveFaces, playing: bool) -> None:
     times, probabilities = live.timeline.recent()
+    snapshots = st.session_state.get("live_snapshots", [])
     if not playing and not len(times):
         st.info("Start the video: the chart of the last 30 seconds fills as frames come in.")
+        if not live.timeline.frames and not snapshots:
+            # Nothing to chart, keep or download yet. Every run of the Face page runs this (a photo's
+            # too): the empty chart and the disabled buttons were about a third of its CPU time.
+            return
     st.plotly_chart(plots.expression_timeline(times, probabilities), key="live_timeline")
     left, right = st.columns(2)
     if left.button("Keep this moment", icon=":material/photo_camera:", disabled=live.snapshot() is None):
         kept = live.snapshot()
-        st.session_state.setdefault("live_snapshots", []).append(kept)
-    snapshots = st.session_state.get("live_snapshots", [])
+        snapshots = st.session_state.setdefault("live_snapshots", [])
+        snapshots.append(kept)
     summary = live.timeline.summary()
-    right.download_button("Download the session's summary (CSV)", live.timeline.summary_csv(),
+    # Written when the button is clicked (deferred), not on every run of the page.
+    right.download_button("Download the session's summary (CSV)", live.timeline.summary_csv,
                           "moodlens_live_summary.csv", "text/csv", on_click="ignore",
                           disabled=live.timeline.frames == 0)
     if live.timeline.frames:
