@@ -35,7 +35,10 @@ An error is an exception or an error message on the page, or a client failure; a
 is one that did not come within --timeout (or showed another session's song).
 The server's memory is read from /proc (VmRSS, sampled every 0.2 s; VmHWM at the end) for the server
 process and its children, and its CPU time per session (utime + stime over a round, opening the page
-included) shows how much of the wait is queueing for the CPU.
+included) shows how much of the wait is queueing for the CPU. The whole machine's busy and idle
+CPU time from the uploads to the last result (/proc/stat: every process, the clients too) shows how
+much of that window no scheduling used: the verdict line's "busy" share, and the machine's floor
+(all its work in the window over its CPUs, the soonest a scheduler that never idled could finish).
 
 Goals: no errors or lost results at N = 8; p95 at N = 8 under 4x p95 at N = 1; in a row, RSS after
 the last analysis at most 10% above RSS after the first 20.
@@ -160,6 +163,16 @@ def cpu_s(pid: int) -> float:
         except (OSError, ValueError, IndexError):
             pass
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine so far, all CPUs (/proc/stat): every process
+    counts, the clients and anything else running here too."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = ticks
+    hz = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq + steal) / hz, (idle + iowait) / hz
 
 
 def rss_mib(pid: int) -> float:
@@ -402,6 +415,8 @@ class Round:
     server_cpu_s: float = 0.0      # CPU time the server tree used over the round (pages opened too)
     client_cpu_s: float = 0.0      # CPU time of this process (the ws clients; not the browsers)
     upload_cpu_s: float = 0.0      # server CPU time from the moment all upload to the last result
+    machine_busy_s: float = 0.0    # the same window, the whole machine's busy CPU time (all processes)
+    machine_idle_s: float = 0.0    # ... and its idle CPU time: what no scheduling used
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -409,13 +424,14 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-async def _server_cpu_when_ready(ready: asyncio.Barrier, pid: int) -> float | None:
-    """The server's CPU seconds at the moment everyone uploads (None if a person failed first)."""
+async def _cpu_when_ready(ready: asyncio.Barrier, pid: int) -> tuple[float, tuple[float, float]] | None:
+    """The server's CPU seconds and the machine's (busy, idle) at the moment everyone uploads (None
+    if a person failed first)."""
     try:
         await ready.wait()
     except asyncio.BrokenBarrierError:
         return None
-    return cpu_s(pid)
+    return cpu_s(pid), machine_cpu_s()
 
 
 async def server_idle(pid: int, quiet_cpu_s: float = 0.05, over_s: float = 1.0, timeout_s: float = 180) -> None:
@@ -431,6 +447,11 @@ async def server_idle(pid: int, quiet_cpu_s: float = 0.05, over_s: float = 1.0, 
             return
         before = now
     print(f"warning: the server was still busy after {timeout_s:.0f} s; measuring anyway", flush=True)
+
+
+def rounds_of(record: Round) -> int:
+    """How many rounds of N sessions a record holds."""
+    return max(1, len(record.outcomes) // record.sessions)
 
 
 def rounds_at(args, n: int) -> int:
@@ -458,13 +479,16 @@ async def run_load(args, server: LiveServer, sampler: RssSampler) -> list[Round]
                 cpu_before, client_cpu_before = cpu_s(server.pid), time.process_time()
                 for r in range(rounds_at(args, n)):
                     ready = asyncio.Barrier(n + 1)  # the people, and the clock below
-                    clock = asyncio.ensure_future(_server_cpu_when_ready(ready, server.pid))
+                    clock = asyncio.ensure_future(_cpu_when_ready(ready, server.pid))
                     files = [session_input(task, i, photo) for i in range(n)]
                     record.outcomes += await asyncio.gather(*[
                         one_person(new_person, i, task, f"{task}_n{n}_r{r}_s{i}.{ext}", data, mime, ready)
                         for i, (data, mime, ext) in enumerate(files)])
                     if (started := await clock) is not None:
-                        record.upload_cpu_s += cpu_s(server.pid) - started
+                        (busy, idle), server_cpu = machine_cpu_s(), cpu_s(server.pid)
+                        record.upload_cpu_s += server_cpu - started[0]
+                        record.machine_busy_s += busy - started[1][0]
+                        record.machine_idle_s += idle - started[1][1]
                 record.peak_rss_mib = sampler.peak()
                 record.server_cpu_s = cpu_s(server.pid) - cpu_before
                 record.client_cpu_s = time.process_time() - client_cpu_before
@@ -487,7 +511,8 @@ def round_figures(record: Round, client: str | None = None) -> dict:
             "errors": sum(1 for o in outcomes if o.error), "lost": sum(1 for o in outcomes if o.lost),
             "server_cpu_s_per_session": record.server_cpu_s / len(record.outcomes),
             "upload_cpu_s_per_session": record.upload_cpu_s / len(record.outcomes),
-            "client_cpu_s_per_session": record.client_cpu_s / len(record.outcomes)}
+            "client_cpu_s_per_session": record.client_cpu_s / len(record.outcomes),
+            "machine_busy_share": record.machine_busy_s / max(record.machine_busy_s + record.machine_idle_s, 1e-9)}
 
 
 def clients_of(record: Round) -> list[str]:
@@ -528,18 +553,28 @@ def report(rounds: list[Round], server: LiveServer, clients: str) -> dict:
         # With every session's work on the CPU at once, the last result cannot come before
         # N x (server CPU per upload) / CPUs: the floor of p95 at N for any scheduling.
         floor_s = top.sessions * round_figures(top)["upload_cpu_s_per_session"] / os.cpu_count()
+        # The same for all the work on the machine in those moments (the clients' too): what a
+        # scheduler that never left a CPU idle could reach, at best.
+        busy_share = round_figures(top)["machine_busy_share"]
+        machine_floor_s = top.machine_busy_s / rounds_of(top) / os.cpu_count()
         for client in clients_of(by_n[1]):
             p95_1 = round_figures(by_n[1], client)["p95_s"]
             ratio = round_figures(top, client)["p95_s"] / p95_1
             verdicts[f"{task} {client}"] = {"no_errors_or_lost_at_max_n": clean, "p95_ratio": ratio,
                                             "p95_goal_met": ratio < 4, "cpu_floor_s": floor_s,
-                                            "cpu_floor_ratio": floor_s / p95_1}
+                                            "cpu_floor_ratio": floor_s / p95_1,
+                                            "machine_busy_share": busy_share,
+                                            "machine_floor_s": machine_floor_s,
+                                            "machine_floor_ratio": machine_floor_s / p95_1}
             print(f"{task}, {client} sessions: N={top.sessions} {'no errors or lost results' if clean else 'ERRORS OR LOST RESULTS'}; "
                   f"p95 N={top.sessions} / p95 N=1 = {ratio:.2f} (goal < 4: {'met' if ratio < 4 else 'NOT met'}); "
                   f"CPU floor {floor_s:.2f} s = {floor_s / p95_1:.2f} x p95 N=1"
                   # the websocket clients share the server's cores (a browser's CPU is not counted)
                   + (f"; the clients' own CPU at N={top.sessions}: "
-                     f"{1000 * round_figures(top)['client_cpu_s_per_session']:.0f} ms a session" if client == "ws" else ""))
+                     f"{1000 * round_figures(top)['client_cpu_s_per_session']:.0f} ms a session" if client == "ws" else "")
+                  + f"; the machine's CPUs were busy {100 * busy_share:.0f}% of the time from the uploads to the last "
+                    f"result, and all its work then (clients included) / {os.cpu_count()} CPUs = {machine_floor_s:.2f} s "
+                    f"a round = {machine_floor_s / p95_1:.2f} x p95 N=1")
     print(f"server VmHWM (peak RSS, whole run): {hwm_mib(server.pid):.0f} MiB")
     for record in rounds:
         for o in record.outcomes:
