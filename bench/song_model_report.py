@@ -181,6 +181,34 @@ def codec_check() -> str:
             f"| right quadrant: mp3 / Opus | {sum(truth_mp3)} / {sum(truth_opus)} of {len(rows)} |")
 
 
+def musicnn_batching(songs: int = 8, repeats: int = 10) -> tuple[str, float]:
+    """musicnn's CPU time on `songs` demo clips' patches, one call per song against one call for
+    all of them: whether a song would cost less CPU when many are analysed together. -> (the
+    paragraph, the batched call's CPU time over the separate calls')."""
+    from core import musicnn, song_features
+
+    clips = sorted((MUSIC / "clips").glob("*.mp3"))[:songs]
+    if not clips:
+        return "(no demo clips in ../shared/data/music/clips: not measured)", float("nan")
+    patches = [song_features.song_patches(clip.read_bytes())[2] for clip in clips]
+    together = np.concatenate(patches)
+    model = musicnn.default_musicnn()
+    ways = {"one call per song": lambda: [model.embeddings(p) for p in patches],
+            f"one call for all {len(together)} patches": lambda: model.embeddings(together)}
+    cpu_ms = {}
+    for name, run in ways.items():
+        run()  # traced for this batch size
+        start = time.process_time()
+        for _ in range(repeats):
+            run()
+        cpu_ms[name] = 1000 * (time.process_time() - start) / repeats / len(together)
+    separate, batched = cpu_ms.values()
+    return (f"musicnn's CPU time a patch on {len(clips)} demo clips' {len(together)} patches, mean of "
+            f"{repeats} runs in this process: "
+            + "; ".join(f"{name}: {ms:.2f} ms" for name, ms in cpu_ms.items())
+            + f" (batched / separate = {batched / separate:.2f}).", batched / separate)
+
+
 def load_bench(runs: int = 3) -> str:
     """bench/load.py with songs only at N = 1 and 8, `runs` times (its ratio moves from run to run on
     a shared machine), pasted as it prints."""
@@ -189,6 +217,7 @@ def load_bench(runs: int = 3) -> str:
     command = ["bench/load.py", "--sessions", "1,8", "--tasks", "song", "--rounds", "6", "--summary"]
     outs = [subprocess.run([sys.executable, *command], capture_output=True, text=True, check=True, cwd=ROOT).stdout
             for _ in range(runs)]
+    batching, batched_share = musicnn_batching()
     return (f"N people upload a song at the same moment (the server with its worker processes; the bench "
             f"waits for the server to be idle before its first round). The server runs musicnn on its live "
             f"filters only (`core.musicnn.prune_dead_filters`), TensorFlow has one inter-op thread per CPU, "
@@ -197,8 +226,11 @@ def load_bench(runs: int = 3) -> str:
             f"as they wait (CPU time a song, the last column, against the N = 1 median), 8 songs on 2 CPUs "
             f"cannot all be done before 4 times that wait (the CPU floor line), whatever the scheduling: "
             f"the ratio can come near 4, not under it, unless a song costs less CPU time when many are "
-            f"analysed together (batching musicnn's patches of 8 songs saved about 10% of its CPU time in a "
-            f"scratch measurement). The same command {runs} times in a row:\n\n"
+            f"analysed together. musicnn, most of a song's CPU time, does not: {batching} "
+            f"{'So batching songs would save nothing. ' if batched_share > 0.95 else ''}"
+            f"The verdict line also says how busy the machine's CPUs were from the uploads to the last "
+            f"result: what a better scheduling could still use is the idle rest. "
+            f"The same command {runs} times in a row:\n\n"
             + "\n\n".join(f"```\n$ .venv/bin/python {' '.join(command)}\n{out.strip()}\n```" for out in outs))
 
 
