@@ -221,8 +221,10 @@ CONV_BATCH_NORMS = {"conv2d": "batch_normalization_1", "conv2d_1": "batch_normal
                     "conv2d_6": "batch_normalization_7", "conv2d_7": "batch_normalization_8"}
 
 
-# A filter whose every weight is under this is dead: in MSD musicnn, dropping them changes no output
-# by more than float32 rounding (1.5e-5 on a penultimate layer within +-5, on 20 of the songs).
+# A filter whose every weight is under this is dead: in MSD musicnn the dead ones' largest weight is
+# 2.1e-7 and the live ones' smallest maximum 9.4e-4. Dropping them changes no output by more than
+# float32 rounding: 3.8e-6 on the penultimate layer (values within +-2.4), 196 patches of the 20
+# demo clips (session 8); tests/test_musicnn.py checks it on a synthetic clip.
 DEAD_WEIGHT = 1e-6
 
 
@@ -303,7 +305,7 @@ class Musicnn:
         import tensorflow as tf
 
         self.model, self.card = model, card
-        self.pruned = prune_dead_filters(model)  # the same outputs, about 8 times faster
+        self.pruned = prune_dead_filters(model)  # the same outputs, 4.7 times less CPU time (its docstring)
         spec = tf.TensorSpec((None, PATCH_FRAMES, N_MELS), tf.float32)
         self._infer = tf.function(lambda x: self.pruned(x, training=False), input_signature=[spec], autograph=False)
 
