@@ -603,7 +603,12 @@ def test_face_page_live_video_draws_boxes_and_the_timeline_grows(visit, server, 
         page.wait_for_timeout(500)
     red = max(video.evaluate(LIVE_RED_SHARE) for _ in range(5) if page.wait_for_timeout(300) is None)
     assert red > 0.002, f"no box drawn on the returned video (red share {red:.4f})"
-    page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Face 1, last 30 s").scroll_into_view_if_needed()
+    # The chart appears once the video plays and is redrawn every second: found and scrolled to in one
+    # step in the page (a locator's scroll waits for it to be stable, and a redraw can detach it).
+    page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Face 1, last 30 s").wait_for(
+        state="visible", timeout=RESULT_TIMEOUT_MS)
+    page.evaluate("""() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                          .find(c => c.textContent.includes('Face 1, last 30 s')).scrollIntoView()""")
     first = page.evaluate(LIVE_TIMELINE_POINTS)
     deadline = time.monotonic() + 30
     while page.evaluate(LIVE_TIMELINE_POINTS) <= max(first, 0):
