@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from webapp.server_setup import configure_server, warm_up_in_background
+from webapp.loaders import warm_up_in_background
+from webapp.server_setup import configure_server
 
 configure_server()
 warm_up_in_background()  # the models load while the first page draws

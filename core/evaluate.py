@@ -2,10 +2,10 @@
 
     python -m core.evaluate song --data DIR [--model PATH]
         DIR holds annotations.csv and songs/<song_id>.<ext> (mp3, wav, flac, ogg or opus): each song
-        is scored from its audio exactly as the app scores an upload (core.predict.predict_song).
+        is scored from its audio exactly as the app scores an upload (core.song.predict.predict_song).
     python -m core.evaluate face --data FILE.npz [--model PATH] [--usage N]
         By default every row whose usage is not 0 (Training). Without --model, what the Face page
-        runs: the ensemble of models/face/ensemble.json (core.face_ensemble), mirror average included.
+        runs: the ensemble of models/face/ensemble.json (core.face.ensemble), mirror average included.
 """
 
 from __future__ import annotations
@@ -17,40 +17,46 @@ from pathlib import Path
 
 import numpy as np
 
-from core import cards, datasets, metrics, song_features
+from core.face.data import FER_TRAINING, load_fer
+from core.song.data import load_annotations
+from core import metrics
+from core.song import features
 from core.errors import InputError, ModelFileError
-from core.datasets import EXPRESSIONS
-from core.face_ensemble import FaceEnsemble
-from core.predict import ModelRunner, predict_song
-
-BATCH = 256
-
-
-def _batched(runner: ModelRunner, x: np.ndarray) -> np.ndarray:
-    return np.concatenate([runner(x[i:i + BATCH].astype(np.float32)) for i in range(0, len(x), BATCH)])
-
+from core.face.data import EXPRESSIONS
+from core.predict import load_task_model
+from core.runner import ModelRunner, batched
+from core.tf_runtime import quiet_stderr
+from core.song.predict import predict_song
 
 def evaluate_song(runner: ModelRunner, data_dir: Path) -> dict:
-    """Every annotated song's audio through the app's path (predict_song) -> core.metrics.song_metrics.
-    A song whose file is missing or refused raises ValueError naming it."""
-    song_id, targets, _ = datasets.load_annotations(data_dir)
-    predictions = np.zeros((len(song_id), 2))
+    """Every annotated song's audio through the app's path (predict_song) -> core.metrics.song_metrics
+    over the songs that could be scored, plus "skipped": [{"song_id", "reason"}] for each song whose
+    audio is missing or was refused. Raises ValueError when no song could be scored."""
+    song_id, targets, _ = load_annotations(data_dir)
+    predictions, scored, skipped = [], [], []
     for i, song in enumerate(song_id):
-        path = song_features.song_file(data_dir, song)
         try:
-            result = predict_song(runner, path.read_bytes(), path.name)
-        except InputError as e:
-            raise ValueError(f"{path}: {e}") from None
-        predictions[i] = result["valence"], result["arousal"]
-    return metrics.song_metrics(targets, predictions)
+            path = features.song_file(data_dir, song)
+            with quiet_stderr():
+                result = predict_song(runner, path.read_bytes(), path.name)
+        except (InputError, OSError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            skipped.append({"song_id": str(song), "reason": reason})
+            continue
+        predictions.append((result["valence"], result["arousal"]))
+        scored.append(i)
+    if not scored:
+        raise ValueError(f"no song of {data_dir} could be scored ({len(skipped)} skipped; first: "
+                         f"{skipped[0]['song_id'] if skipped else 'none'})")
+    return {**metrics.song_metrics(targets[scored], np.array(predictions)), "skipped": skipped}
 
 
 def evaluate_face(runner: ModelRunner, data_path: Path, usage: int | None = None) -> dict:
-    data = datasets.load_fer(data_path)
-    rows = data.usage != datasets.FER_TRAINING if usage is None else data.usage == usage
+    data = load_fer(data_path)
+    rows = data.usage != FER_TRAINING if usage is None else data.usage == usage
     if not rows.any():
         raise ValueError(f"{data_path} has no rows with usage {'!= 0' if usage is None else usage}")
-    probabilities = _batched(runner, data.pixels[rows][..., None])
+    probabilities = batched(runner, data.pixels[rows][..., None])
     return metrics.classification_metrics(data.label[rows], probabilities, EXPRESSIONS)
 
 
@@ -60,14 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("task", choices=["song", "face"])
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--model", type=Path, default=None,
-                        help="a .keras file (default: the app's; for faces the Face page's ensemble)")
+                        help="a .keras file or a face ensemble's .json card (default: what the task's page runs, core.cards.DEFAULT_MODELS)")
     parser.add_argument("--usage", type=int, default=None, help="face: only rows of this usage")
     args = parser.parse_args(argv)
     try:
-        if args.task == "face" and args.model is None:
-            runner = FaceEnsemble.load()
-        else:
-            runner = ModelRunner.load(args.model or cards.DEFAULT_MODELS[args.task])
+        runner = load_task_model(args.task, args.model)
         if args.task == "song":
             result = evaluate_song(runner, args.data)
         else:

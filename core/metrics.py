@@ -1,6 +1,9 @@
-"""Metrics for both tasks: NumPy in, plain floats and lists out (ready for a JSON card)."""
+"""Metrics for both tasks: NumPy in, plain floats and lists out (ready for a JSON card); and the
+registry that names each metric a card, a table or a verdict shows (`METRICS`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -63,3 +66,50 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
         "per_class_recall": {name: float(r) for name, r in zip(class_names, recall)},
         "confusion": confusion.tolist(),
     }
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure of a task's metrics, as every table, chart and verdict names and writes it.
+
+    key: its name in a card's comparison entries; label: as a sentence, a column or a chart names it;
+    path: where it sits in one `song_metrics` / `classification_metrics` result; compared: whether
+    the Compare page gives it an interval and a verdict; decimals, scale, unit: how a value or a
+    difference is written (scale 100 with unit " points": a share as percentage points)."""
+
+    key: str
+    label: str
+    path: tuple[str, ...]
+    higher_is_better: bool = True
+    decimals: int = 3
+    scale: float = 1.0
+    unit: str = ""
+    compared: bool = True
+
+    def of(self, metrics: dict) -> float:
+        """This metric's value in one metrics result (or a {"mean": ..., "sd": ...} half of one)."""
+        for key in self.path:
+            metrics = metrics[key]
+        return float(metrics)
+
+    def text(self, value: float) -> str:
+        """The value as a table shows it: a share as a percentage, a correlation with 3 decimals."""
+        return f"{value:.1%}" if self.scale == 100 else f"{value:.{self.decimals}f}"
+
+
+_POINTS = dict(decimals=1, scale=100.0, unit=" points")
+# Correlations with 3 decimals: the song variants' differences are of the order of 0.01.
+METRICS: dict[str, tuple[Metric, ...]] = {
+    "song": (Metric("valence_r", "valence r", ("valence", "r")),
+             Metric("arousal_r", "arousal r", ("arousal", "r")),
+             Metric("valence_ccc", "valence CCC", ("valence", "ccc")),
+             Metric("arousal_ccc", "arousal CCC", ("arousal", "ccc"), compared=False),
+             Metric("quadrant_accuracy", "quadrant accuracy", ("quadrant_accuracy",), **_POINTS)),
+    "face": (Metric("accuracy", "accuracy", ("accuracy",), **_POINTS),
+             Metric("macro_f1", "macro-F1", ("macro_f1",), **_POINTS)),
+}
+
+
+def compared_metrics(task: str) -> tuple[Metric, ...]:
+    """The metrics of `task` that the Compare page gives an interval and a verdict."""
+    return tuple(m for m in METRICS[task] if m.compared)

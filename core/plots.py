@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.colors import sequential
 
-from core.literal_text import plotly_text
+from core.text import plotly_text
 from core.metrics import QUADRANT_NAMES, QUADRANT_THRESHOLD
 
 # Quadrant corners on the 0..1 mood map, and their tints.
@@ -61,7 +61,7 @@ def mood_map(results: list[dict], title: str = "Mood map (Russell's circumplex)"
     where a result has "folds" (core.predict.fold_spread), each fold model's point and the spread
     (± 1 sd over the fold models) as error bars on the song's point.
 
-    results: dicts as `core.predict.predict_song` returns them. zoom: show the part of the map
+    results: dicts as `core.song.predict.predict_song` returns them. zoom: show the part of the map
     where the songs are (`mood_map_range`, the quadrant lines always in view) instead of the
     whole square. Built from plain dicts without plotly's property validation (a tenth of the
     time; the page builds it on every rerun), so every key here is spelled in full, as plotly's
@@ -206,7 +206,7 @@ def forest_plot(rows: list[dict], metric: str, scale: float = 1.0, unit: str = "
     """Each variant's difference from the default with its interval, as in a meta-analysis: one
     row a variant (top to bottom in the given order), a line at zero, coloured by verdict.
 
-    rows: as core.variant_stats.forest_rows gives them ({"variant", "difference", "low", "high",
+    rows: as core.variants.verdicts.forest_rows gives them ({"variant", "difference", "low", "high",
     "verdict", "sentence"}); scale=100 and unit=" points" show shares as percentage points.
     """
     fig = go.Figure()
@@ -349,15 +349,13 @@ def activations(before, after, title: str = "", channels: int = 6) -> go.Figure:
     return fig
 
 
-def expression_timeline(times_s, probabilities, window_s: float = 30.0) -> go.Figure:
-    """Live video: face 1's seven smoothed probabilities over the last `window_s` seconds.
-    times_s (n,) seconds relative to now (<= 0); probabilities (n, 7)."""
-    from core.datasets import EXPRESSIONS
-
+def expression_timeline(times_s, probabilities, names: tuple[str, ...], window_s: float = 30.0) -> go.Figure:
+    """Live video: face 1's smoothed probabilities over the last `window_s` seconds.
+    times_s (n,) seconds relative to now (<= 0); probabilities (n, len(names)); names: the classes."""
     x = [float(t) for t in times_s]
     traces = [dict(type="scatter", mode="lines", name=name, x=x,
                    y=[float(row[i]) for row in probabilities], line=dict(width=2))
-              for i, name in enumerate(EXPRESSIONS)]
+              for i, name in enumerate(names)]
     layout = dict(title=dict(text="Face 1, last 30 s"), height=280, margin=dict(l=10, r=10, t=40, b=10),
                   xaxis=dict(title="seconds ago", range=[-window_s, 0]),
                   yaxis=dict(title="probability", range=[0, 1], tickformat=".0%"),

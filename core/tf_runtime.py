@@ -34,7 +34,7 @@ def quiet_stderr():
 class _OneTracePerRunner(logging.Filter):
     """TensorFlow warns "N out of the last N calls to <lambda> triggered tf.function retracing" when
     several tf.functions made at one line of code are each traced: here one per loaded model
-    (core.predict.ModelRunner, and its Monte Carlo dropout copy), each traced once by design, so the
+    (core.runner.ModelRunner, and its Monte Carlo dropout copy), each traced once by design, so the
     warning says nothing. A real retrace (one runner traced twice) is caught by tests/test_predict.py,
     which counts each runner's traces."""
 

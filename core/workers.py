@@ -1,4 +1,5 @@
-"""Song features and picture decoding in worker processes, beside the process that serves the pages.
+"""Worker processes beside the process that serves the pages: a task's decoding and features run
+there (core.song.workers, core.face.workers).
 
 In the Streamlit server every session runs in one Python process, so its threads share one GIL:
 decoding and the log-mel features of one person's song held up the other sessions' page runs, and
@@ -36,9 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
-
-from core import musicnn, song_features
+import importlib
 from core.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,12 +47,6 @@ _LENGTH = struct.Struct("<Q")  # each message: its length in bytes, then a pickl
 # The longest song allowed, 15 minutes (a 44.1-kHz stereo wav), took 1.1 to 1.6 s in a worker on
 # the 2-core development machine: this leaves a margin of about forty times, for a loaded machine.
 ANSWER_TIMEOUT_S = 60.0
-# The slowest pictures allowed took 0.7 to 3.2 s in a worker (8000x8000: a grey png, a progressive
-# colour JPEG, a 16-bit RGBA png) on the 2-core development machine: a margin of six times or more.
-PICTURE_TIMEOUT_S = 20.0
-# What a picture worker may add to its address space while decoding: 8000x8000 16-bit RGBA pixels
-# are 512 MB, and their 8-bit BGR copy 192 MB more.
-PICTURE_MEMORY_MB = 1536
 
 
 # Each worker computes on one thread: the workers side by side are the parallelism. OpenBLAS's
@@ -219,51 +212,6 @@ class WorkerPool:
             worker.stop()
 
 
-class SongFeatureWorkers(WorkerPool):
-    """Worker processes that compute songs' features: `song_features(data)` is
-    `song_features.song_features(data)`: its decoding and log-mel patches in a worker, musicnn here
-    (loaded and traced as the workers start)."""
-
-    def __init__(self, processes: int, timeout_s: float = ANSWER_TIMEOUT_S):
-        super().__init__(processes, timeout_s)
-        song_features.warm_up()
-
-    def song_features(self, data: bytes) -> tuple[float, np.ndarray, np.ndarray]:
-        """Bytes -> (duration_s, start_s (k,), windows (k, w, 250) float32 musicnn patch embeddings):
-        the patches computed in a worker, musicnn here. Raises InputError as
-        `song_features.song_features` does, and WorkerDied when the worker ended on this file."""
-        return song_features.embedded_windows(*self.run(song_features.song_patches, data))
-
-
-class PictureWorkers(WorkerPool):
-    """Worker processes that decode pictures: `decode_image(data)` is `faces.decode_image(data)`,
-    run in a worker that is stopped after timeout_s and may add at most memory_mb to its address
-    space (RLIMIT_AS): a picture over either limit gets a message, and the worker carries on or is
-    replaced."""
-
-    def __init__(self, processes: int, timeout_s: float = PICTURE_TIMEOUT_S, memory_mb: int = PICTURE_MEMORY_MB):
-        super().__init__(processes, timeout_s, ("--pictures", f"--memory-mb={memory_mb}"))
-        self.memory_mb = memory_mb
-
-    def decode_image(self, data: bytes) -> np.ndarray:
-        """Bytes -> (h, w, 3) uint8 BGR, as `faces.decode_image`, decoded in a worker. Raises
-        InputError as it does, and WorkerDied when the worker was stopped or ended on this file."""
-        from core import faces
-
-        try:
-            return self.run(faces.decode_image, data)
-        except MemoryError:
-            raise InputError(f"Decoding this picture needs more than the {self.memory_mb} MB a picture may use "
-                             "(it may be damaged or made to need it). Resize it and try again.") from None
-
-
-def _warm_up() -> None:
-    """Once in each song worker as it starts: the mel filters and the FFT are made before the first
-    song, not in a person's wait; and freed memory is kept for the next song."""
-    musicnn.log_mel(np.zeros(musicnn.SAMPLE_RATE_HZ * 3, np.float32))
-    _keep_freed_memory()
-
-
 def _keep_freed_memory() -> None:
     """glibc hands a freed block over its mmap threshold straight back to the system, so each song's
     arrays came as new pages again: 3,500 page faults (14 MB) per 30-s clip, and 41 ms of CPU time
@@ -281,18 +229,6 @@ def _keep_freed_memory() -> None:
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 
 
-def _prepare_for_pictures() -> None:
-    """In a picture worker, before its first picture: OpenCV loaded by core.faces (which sets its
-    pixel limit first), on one thread (threads made later would need address space of their own
-    under the memory limit), and its decoders and resizing used once."""
-    from core import faces
-
-    assert os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS") == str(faces.MAX_PIXELS)
-    faces.cv2.setNumThreads(1)
-    picture = faces.cv2.imencode(".png", np.zeros((100, 2 * faces.WORK_MAX_SIDE_PX, 3), np.uint8))[1]
-    faces.decode_image(picture.tobytes())
-
-
 def _limit_memory(added_mb: int) -> None:
     """From now on this process's address space may grow by at most added_mb: an allocation over it
     fails (MemoryError in Python, a failed decode in OpenCV) instead of swelling the machine."""
@@ -305,16 +241,18 @@ def _limit_memory(added_mb: int) -> None:
 def serve(options: list[str]) -> None:
     """A worker's life: answer calls from stdin on stdout until stdin closes.
 
-    options: `--pictures` (load OpenCV for pictures first), `--memory-mb=N` (see _limit_memory)."""
+    options: `--prepare=MODULE:FUNCTION` (called once before the first request: the task's imports
+    and warm-up), `--keep-freed-memory` (see _keep_freed_memory), `--memory-mb=N` (see _limit_memory)."""
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library's print goes to stderr, not into a reply
     requests = sys.stdin.buffer
-    if "--pictures" in options:
-        _prepare_for_pictures()
-    else:
-        _warm_up()
     for option in options:
-        if option.startswith("--memory-mb="):
+        if option.startswith("--prepare="):
+            module, _, function = option.removeprefix("--prepare=").partition(":")
+            getattr(importlib.import_module(module), function)()
+        elif option == "--keep-freed-memory":
+            _keep_freed_memory()
+        elif option.startswith("--memory-mb="):
             _limit_memory(int(option.removeprefix("--memory-mb=")))
     _send(replies, "ready")
     while True:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import audio, compare, faces, plots, saliency, variant_stats
-from core.datasets import EXPRESSIONS
+from core import plots
+from core.song import decode
+from core.variants import compare
+from core.face import detect
+from core.face import saliency
+from core.variants import verdicts as variant_stats
+from core.face.data import EXPRESSIONS
 from core.errors import InputError
-from core.literal_text import csv_text, markdown_code
-from core.variants import DEFAULT, trained_variants
+from core.metrics import compared_metrics
+from core.text import csv_text, markdown_code
+from core.variants.zoo import DEFAULT, trained_variants, what_the_page_runs
 from webapp.navigation import use_app_navigation
 from webapp.loaders import analysis_slot, fold_runners, picture_workers, song_feature_workers, variant_runners
 
@@ -32,18 +38,18 @@ others = [n for n in zoo if n != DEFAULT]
 
 def forest_plots() -> None:
     """Each variant's difference from the default, per chosen metric, from the cards' comparison
-    entries (python -m core.variant_stats), with one generated sentence a variant."""
+    entries (python -m core.variants.verdicts), with one generated sentence a variant."""
     st.subheader("Does the choice make a difference?")
     comparison = zoo[DEFAULT].get(variant_stats.COMPARISON)
     if comparison is None:
         st.info(f"The {task} cards hold no comparison yet: compute it with "
-                f"`{'python -m core.variant_stats ' + task + (' --data …' if task == 'face' else '')}`.")
+                f"`{'python -m core.variants.verdicts ' + task + (' --data …' if task == 'face' else '')}`.")
         return
     stale = variant_stats.stale_comparisons(zoo)
     if stale:
         st.warning(f"Retrained since their comparison was computed (left out of the plots until it is "
                    f"recomputed with `{comparison['command']}`): {', '.join(stale)}.")
-    specs = {spec.label: spec for spec in variant_stats.METRICS[task]}
+    specs = {spec.label: spec for spec in compared_metrics(task)}
     chosen = st.multiselect("Metrics", list(specs), default=list(specs)[:2], key=f"forest_metrics_{task}")
     for label in chosen:
         spec = specs[label]
@@ -73,9 +79,7 @@ def variants_table(rows: list[dict]) -> None:
                               "latency (ms)": st.column_config.NumberColumn(
                                   "latency on training machine (ms)", format="%.1f")})
     comparison = zoo[DEFAULT].get(variant_stats.COMPARISON)
-    uses = ("the Song page runs it (and its fold models for the spread)" if task == "song" else
-            "the variant every other is compared with; the Face page runs an ensemble of variants, its card says which")
-    st.caption(f"★ the default ({uses}). "
+    st.caption(f"★ the default, the variant every other is compared with; {what_the_page_runs(task)}. "
                + (f"Metrics with their 95% interval ({comparison['data']})"
                   if comparison else "Metrics on the validation split in each card")
                + f"; latency: one input, measured on the machine that trained it "
@@ -121,7 +125,7 @@ def held_out_data() -> None:
 st.subheader("Your own " + ("song" if task == "song" else "photo"))
 passes = st.slider("Monte Carlo dropout passes (N): dropout kept on at prediction time", 0, 50,
                    compare.DEFAULT_PASSES, step=5, key=f"passes_{task}")
-formats = audio.SUPPORTED_FORMATS if task == "song" else faces.SUPPORTED_FORMATS
+formats = decode.SUPPORTED_FORMATS if task == "song" else detect.SUPPORTED_FORMATS
 upload = st.file_uploader("Song" if task == "song" else "Photo", type=list(formats), key=f"upload_{task}")
 
 
@@ -176,7 +180,7 @@ def download_results(table: pd.DataFrame, name: str) -> None:
 def show_faces(source, results: dict) -> None:
     download_results(pd.DataFrame(compare.face_result_rows(results)), source.name)
     first = next(iter(results.values()))
-    st.image(faces.draw_faces(source.image, [f.box for f in source.found], [r["label"] for r in first]),
+    st.image(detect.draw_faces(source.image, [f.box for f in source.found], [r["label"] for r in first]),
              caption=f"{len(source.found)} face(s); labels from {next(iter(results))}", width=480)
     for i in range(len(source.found)):
         st.plotly_chart(plots.variants_probabilities(results, i, f"Face {i + 1}"), key=f"variant_probs_{i}")

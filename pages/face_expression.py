@@ -8,11 +8,13 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from core import faces, plots, saliency
+from core import plots
+from core.face import detect
+from core.face import saliency
 from core.errors import InputError
-from core.datasets import EXPRESSIONS
-from core.literal_text import csv_text, markdown_code
-from core.predict import face_rows, picture_faces
+from core.face.data import EXPRESSIONS
+from core.text import csv_text, markdown_code
+from core.face.predict import face_rows, picture_faces
 from webapp import live_video
 from webapp.navigation import use_app_navigation
 from webapp.loaders import analysis_slot, face_page_scorer, picture_workers
@@ -21,9 +23,9 @@ use_app_navigation()
 st.title(":material/mood: Face expression")
 st.write("Take a webcam picture or upload a photo. MoodLens finds every face and gives the "
          "probabilities of seven expressions for each, from CNNs trained on FER2013.")
-st.caption(f"Formats: {', '.join(faces.SUPPORTED_FORMATS)} · at most {faces.MAX_PIXELS / 1e6:.0f} "
+st.caption(f"Formats: {', '.join(detect.SUPPORTED_FORMATS)} · at most {detect.MAX_PIXELS / 1e6:.0f} "
            f"megapixels (larger pictures are refused; big ones are scaled down to "
-           f"{faces.WORK_MAX_SIDE_PX} px) · **Privacy:** pictures are processed in memory and never "
+           f"{detect.WORK_MAX_SIDE_PX} px) · **Privacy:** pictures are processed in memory and never "
            "stored; nothing leaves this server.")
 
 camera_tab, upload_tab, live_tab = st.tabs([":material/photo_camera: Webcam", ":material/image: Photo",
@@ -54,7 +56,7 @@ with camera_tab:
         del st.session_state["snapshot"]
         st.rerun()
 with upload_tab:
-    photo = st.file_uploader("Photo", type=list(faces.SUPPORTED_FORMATS))
+    photo = st.file_uploader("Photo", type=list(detect.SUPPORTED_FORMATS))
 if photo is not None and st.session_state.get("seen_photo") != photo.file_id:
     st.session_state["seen_photo"], st.session_state["latest_input"] = photo.file_id, "photo"
 snapshot = st.session_state.get("snapshot")
@@ -72,7 +74,7 @@ def show_result(image, result: dict, whole_image: bool) -> None:
     """The picture with its boxes beside the faces' probability charts (two charts a row), and the
     downloads: the faces as CSV and JSON, the picture with its boxes as PNG."""
     found = result["faces"]
-    drawn = faces.draw_faces(image, [f["box"] for f in found], [f["label"] for f in found])
+    drawn = detect.draw_faces(image, [f["box"] for f in found], [f["label"] for f in found])
     caption = ("the whole picture, scored as one face" if whole_image else
                f"{len(found)} face{'s' if len(found) != 1 else ''} found, numbered left to right · a face "
                "may be missed if it is small, turned away or dark")
@@ -83,7 +85,7 @@ def show_result(image, result: dict, whole_image: bool) -> None:
                                "moodlens_faces.csv", "text/csv", on_click="ignore")
     json_column.download_button("Faces (JSON)", lambda: json.dumps(result, indent=1), "moodlens_faces.json",
                                 "application/json", on_click="ignore")
-    png_column.download_button("Picture (PNG)", lambda: faces.png_bytes(drawn),
+    png_column.download_button("Picture (PNG)", lambda: detect.png_bytes(drawn),
                                "moodlens_faces.png", "image/png", on_click="ignore")
     with charts_column:
         columns = st.columns(2 if len(found) > 1 else 1)

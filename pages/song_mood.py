@@ -6,10 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import audio, plots, song_card
+from core import plots
+from core.song import decode
+from core.song import card as song_card
 from core.errors import InputError
-from core.literal_text import csv_text, markdown_code
-from core.predict import predict_song, song_rows
+from core.text import csv_text, markdown_code
+from core.song.predict import predict_song, song_rows
 from webapp.navigation import use_app_navigation
 from webapp.loaders import analysis_slot, default_runner, fold_runners, song_feature_workers
 
@@ -21,12 +23,12 @@ st.write(
     "Russell's mood map: **valence** (sad → happy) across, **arousal** (calm → energetic) up. The "
     "line shows how the mood moves through the song; the bars, how much the five cross-validation "
     "models disagree.")
-st.caption(f"Formats: {', '.join(audio.SUPPORTED_FORMATS)} · {audio.MIN_DURATION_S:.0f} s to "
-           f"{audio.MAX_DURATION_S / 60:.0f} min a song · up to 50 MB a file (long songs: use mp3 or ogg) · "
+st.caption(f"Formats: {', '.join(decode.SUPPORTED_FORMATS)} · {decode.MIN_DURATION_S:.0f} s to "
+           f"{decode.MAX_DURATION_S / 60:.0f} min a song · up to 50 MB a file (long songs: use mp3 or ogg) · "
            "songs are analysed in memory and never stored.")
 
-uploads = st.file_uploader("Songs", type=list(audio.SUPPORTED_FORMATS), accept_multiple_files=True)
-recording = st.audio_input(f"Or record what is playing ({audio.MIN_RECORDING_S:.0f} s or more)",
+uploads = st.file_uploader("Songs", type=list(decode.SUPPORTED_FORMATS), accept_multiple_files=True)
+recording = st.audio_input(f"Or record what is playing ({decode.MIN_RECORDING_S:.0f} s or more)",
                            sample_rate=None)  # the microphone's own rate: music, not speech at 16 kHz
 st.caption("A recording hears the room too: noise, voices and the speaker change what the model hears.")
 # Drawn before the models are asked for: the page is usable while they load (webapp.loaders).
@@ -54,7 +56,7 @@ def analyse(uploads) -> tuple[list[dict], list[tuple[str, str]]]:
             with analysis_slot:
                 done[key] = predict_song(runner, upload.getvalue(), names[key], workers.song_features, folds)
             if recording is not None and key == recording.file_id:
-                if too_short := audio.recording_too_short(done[key]["duration_s"]):
+                if too_short := decode.recording_too_short(done[key]["duration_s"]):
                     raise too_short
         except InputError as e:
             done[key] = {"error": str(e)}

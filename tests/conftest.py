@@ -84,7 +84,7 @@ def real_clip() -> tuple[str, bytes]:
 def tiny_music_dir(tmp_path_factory) -> Path:
     """A music folder in the shared layout, 24 generated songs: their audio (songs/<song_id>.wav)
     and the log-mel the recipe makes of it."""
-    from core import audio
+    from core.song import decode as audio
 
     folder = tmp_path_factory.mktemp("music")
     rng = np.random.default_rng(1)
@@ -136,7 +136,7 @@ TINY_FACE_TRAINING = {"epochs": 2, "batch_size": 32, "mixed_bfloat16": False}
 
 @pytest.fixture(scope="session")
 def tiny_song_model(tiny_music_dir, tmp_path_factory) -> Path:
-    from core.train import SONG_TRAINING, train_song
+    from core.song.train import SONG_TRAINING, train_song
 
     out = tmp_path_factory.mktemp("models") / "tiny_song"
     return train_song(tiny_music_dir, out, dict(TINY_SONG_CONFIG), {**SONG_TRAINING, **TINY_SONG_TRAINING}, seed=3)
@@ -144,7 +144,7 @@ def tiny_song_model(tiny_music_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_face_model(tiny_fer_file, tmp_path_factory) -> Path:
-    from core.train import FACE_TRAINING, train_face
+    from core.face.train import FACE_TRAINING, train_face
 
     out = tmp_path_factory.mktemp("models") / "tiny_face"
     return train_face(tiny_fer_file, out, dict(TINY_FACE_CONFIG), {**FACE_TRAINING, **TINY_FACE_TRAINING}, seed=3)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core import audio
+from core.song import decode as audio
 from core.errors import InputError
 from tests.conftest import MUSIC_DIR, music_like, require_shared, wav_bytes
 
@@ -150,7 +150,7 @@ def test_flac_and_ogg_decode_from_memory(fmt):
 
 
 def _load_mono_16k(data: bytes) -> audio.Song:
-    """The song model's decoding (core.song_features): the same checks, at musicnn's 16 kHz."""
+    """The song model's decoding (core.song.features): the same checks, at musicnn's 16 kHz."""
     return audio.load_mono(data, 16000)
 
 

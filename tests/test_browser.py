@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from core import cards
-from core.audio import MIN_RECORDING_S
+from core.song.decode import MIN_RECORDING_S
 from tests.conftest import FER_FILE, has_shared, MUSIC_DIR, ROOT, music_like, wav_bytes
 from tests.live_server import LiveServer, ServerFailed
 
@@ -81,7 +81,7 @@ def _drawn_face() -> np.ndarray:
 def face_pictures() -> FacePictures:
     """A real FER2013 'happy' face the detector finds in both frames, else a drawn face."""
     if has_shared(FER_FILE):
-        from core import faces
+        from core.face import detect as faces
 
         with np.load(FER_FILE) as npz:
             rows = np.flatnonzero((npz["usage"] == 1) & (npz["label"] == 3))[:200]
@@ -450,8 +450,8 @@ def test_face_page_reads_a_picture_taken_with_the_webcam(visit, server, face_pic
 
 def test_compare_page_tables_the_trained_variants_and_runs_them_on_a_song_and_a_photo(
         visit, server, song_file, face_pictures):
-    from core.compare import METRICS
-    from core.variants import DEFAULT, trained_variants
+    from core.metrics import METRICS
+    from core.variants.zoo import DEFAULT, trained_variants
 
     tasks = {"song": "Song mood (CRNN)", "face": "Face expression (CNN)"}
     zoos = {task: trained_variants(task) for task in tasks}
@@ -466,7 +466,7 @@ def test_compare_page_tables_the_trained_variants_and_runs_them_on_a_song_and_a_
             """(column) => { const f = document.querySelector('[data-testid="stMain"] [data-testid="stDataFrame"]');
                              return !!f && [...f.querySelectorAll('[role="columnheader"]')].some(h => h.textContent.includes(column))
                                     && !!f.querySelector('[role="gridcell"]'); }""",
-            arg=METRICS[task][0][0], timeout=RESULT_TIMEOUT_MS)
+            arg=METRICS[task][0].label, timeout=RESULT_TIMEOUT_MS)
         wait_until_idle(page)
         cells = grid_cells(page)
         assert f"★ {DEFAULT}" in cells, cells                # the default row, starred

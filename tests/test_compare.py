@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import cards, compare, plots
-from core.datasets import EXPRESSIONS
-from core.face_model import build_face_cnn
-from core.predict import ModelRunner
-from core.song_model import build_song_crnn
-from core.train import resolved_config
-from core.variants import DEFAULT, ZOO, model_path, trained_variants
+from core import cards, plots
+from core.variants import compare
+from core.face.data import EXPRESSIONS
+from core.face.model import build_face_cnn
+from core.runner import ModelRunner
+from core.song.model import build_song_crnn
+from core.training import resolved_config
+from core.variants.zoo import DEFAULT, ZOO, model_path, trained_variants
 from tests.conftest import ROOT, music_like, wav_bytes
 
 BUILDERS = {"song": build_song_crnn, "face": build_face_cnn}
@@ -158,7 +159,7 @@ def _forest_specs(app, task: str) -> dict[str, dict]:
 
 @pytest.mark.parametrize("task", ["song", "face"])
 def test_the_compare_page_leads_with_forest_plots_and_sentences_from_the_cards(task):
-    from core import variant_stats
+    from core.variants import verdicts as variant_stats
 
     zoo = trained_variants(task)
     app = AppTest.from_file(str(ROOT / "pages" / "compare_variants.py"), default_timeout=300)
@@ -259,7 +260,7 @@ def test_fold_models_give_a_second_labelled_spread_of_a_song():
 
 
 def test_a_variants_fold_models_are_found_in_fold_order(monkeypatch, tmp_path):
-    from core.variants import fold_model_paths
+    from core.variants.zoo import fold_model_paths
 
     folder = tmp_path / "song" / "folds" / "default"
     folder.mkdir(parents=True)

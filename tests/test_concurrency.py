@@ -15,7 +15,10 @@ import numpy as np
 import pytest
 
 from core import cards
-from core.predict import ModelRunner, predict_faces, predict_song
+from core.runner import ModelRunner
+from core.variants.zoo import model_path
+from core.face.predict import predict_faces
+from core.song.predict import predict_song
 from tests.conftest import FER_FILE, has_shared, music_like, wav_bytes
 
 THREADS = 8
@@ -37,13 +40,13 @@ def _all_at_once(fn, inputs: list) -> list:
 
 
 def _fresh_runner(task: str) -> ModelRunner:
-    return ModelRunner.load(cards.DEFAULT_MODELS[task])
+    return ModelRunner.load(cards.DEFAULT_MODELS["song"] if task == "song" else model_path("face", "default"))
 
 
 def _song_batches() -> list[np.ndarray]:
     """8 batches of 1 to 3 different 30-s windows of musicnn patch embeddings (the song model's
-    input, core.compare.INPUT_SHAPES): tags in 0..1 as musicnn gives them, the rest around 0."""
-    from core.compare import INPUT_SHAPES
+    input, core.variants.compare.INPUT_SHAPES): tags in 0..1 as musicnn gives them, the rest around 0."""
+    from core.variants.compare import INPUT_SHAPES
 
     rng = np.random.default_rng(0)
     windows = rng.normal(0, 1, (6, *INPUT_SHAPES["song"])).astype(np.float32)
@@ -109,7 +112,7 @@ def test_songs_and_photos_from_8_sessions_at_once_get_their_own_results():
 
 
 def test_faces_found_from_8_threads_at_once_match_one_at_a_time_with_one_detector_per_cpu():
-    from core import faces
+    from core.face import detect as faces
 
     canvas = np.full((480, 640), 128, np.uint8)
     pictures = []

@@ -4,9 +4,11 @@ import shutil
 import numpy as np
 import pytest
 
-from core import datasets, metrics
+from core.song.data import load_annotations
+from core import metrics
 from core.evaluate import main as evaluate_main
-from core.predict import ModelRunner, predict_song
+from core.runner import ModelRunner
+from core.song.predict import predict_song
 
 
 def test_song_evaluation_prints_the_metrics_object(tiny_song_model, tiny_music_dir, capsys):
@@ -20,7 +22,7 @@ def test_song_evaluation_scores_each_songs_audio_as_the_app_does_without_the_sto
         tiny_song_model, tiny_music_dir, tmp_path, capsys):
     folder = tmp_path / "music"
     shutil.copytree(tiny_music_dir, folder, ignore=shutil.ignore_patterns("features_logmel.npz"))
-    song_id, targets, _ = datasets.load_annotations(folder)
+    song_id, targets, _ = load_annotations(folder)
     runner = ModelRunner.load(tiny_song_model)
     app = [predict_song(runner, (folder / "songs" / f"{s}.wav").read_bytes()) for s in song_id]
     expected = metrics.song_metrics(targets, np.array([[r["valence"], r["arousal"]] for r in app]))

@@ -1,4 +1,4 @@
-"""What the Face page runs (core.face_ensemble): the members' mirror-averaged probabilities averaged,
+"""What the Face page runs (core.face.ensemble): the members' mirror-averaged probabilities averaged,
 its card checked against the files, and `core.evaluate face` without --model scoring exactly it."""
 
 import json
@@ -7,13 +7,15 @@ import shutil
 import numpy as np
 import pytest
 
-from core import cards, datasets, evaluate, face_ensemble, metrics
-from core.datasets import EXPRESSIONS
+from core.face.data import FER_PUBLIC_TEST
+from core import cards, evaluate, metrics
+from core.face import ensemble as face_ensemble
+from core.face.data import EXPRESSIONS
 from core.errors import ModelFileError
-from core.face_ensemble import FaceEnsemble
-from core.face_model import build_face_cnn
-from core.predict import ModelRunner
-from core.variants import model_path
+from core.face.ensemble import FaceEnsemble
+from core.face.model import build_face_cnn
+from core.runner import ModelRunner
+from core.variants.zoo import model_path
 
 
 def _public_test(path):
@@ -148,13 +150,15 @@ def test_every_set_is_measured_with_and_without_the_mirror():
     check = face_ensemble.selection_check(labels, probabilities, ["a", "b"], True)
     assert check["sets_tried"] == 14 and rows[check["rank_by_accuracy"] - 1] is not None
     assert rows[check["rank_by_accuracy"] - 1]["members"] == ["a", "b"]
-    assert datasets.FER_PUBLIC_TEST == 1
+    assert FER_PUBLIC_TEST == 1
 
 
 def test_predict_without_a_model_scores_a_picture_with_the_face_pages_ensemble(fer_faces, tmp_path, capsys):
     import cv2
 
-    from core import faces, predict
+    from core.face import detect as faces
+    from core.face import predict
+    from core.predict import main as predict_main
 
     canvas = np.full((480, 640), 128, np.uint8)
     face = next(f for f in fer_faces if faces.detect_faces(
@@ -162,10 +166,10 @@ def test_predict_without_a_model_scores_a_picture_with_the_face_pages_ensemble(f
     canvas[100:260, 200:360] = cv2.resize(face, (160, 160))
     picture = tmp_path / "me.png"
     picture.write_bytes(cv2.imencode(".png", canvas)[1].tobytes())
-    assert predict.main(["face", str(picture)]) == 0
+    assert predict_main(["face", str(picture)]) == 0
     printed = json.loads(capsys.readouterr().out)["faces"]
     expected = predict.predict_faces(FaceEnsemble.load(), picture.read_bytes())["faces"]
-    alone = predict.predict_faces(ModelRunner.load(cards.DEFAULT_MODELS["face"]), picture.read_bytes())["faces"]
+    alone = predict.predict_faces(ModelRunner.load(model_path("face", "default")), picture.read_bytes())["faces"]
     assert len(printed) == len(expected) == 1
     got = np.array(list(printed[0]["probabilities"].values()))
     np.testing.assert_allclose(got, list(expected[0]["probabilities"].values()), atol=1e-5)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core.face_model import EXPRESSIONS, build_face_cnn
+from core.face.model import EXPRESSIONS, build_face_cnn
 
 
 def test_default_cnn_follows_the_seed():

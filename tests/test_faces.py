@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import faces
+from core.face import detect as faces
 from core.errors import InputError
 
 

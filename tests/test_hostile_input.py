@@ -28,9 +28,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import audio, cards, faces
+from core import cards
+from core.song import decode as audio
+from core.face import detect as faces
 from core.errors import InputError
-from core.literal_text import markdown_code
+from core.text import markdown_code
 from tests import hostile_files
 from tests.conftest import FER_FILE, has_shared, MUSIC_DIR, ROOT, music_like, wav_bytes
 
@@ -517,7 +519,8 @@ def test_no_hostile_input_makes_anything_write_a_file(tmp_path, monkeypatch):
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
-    from core.workers import PictureWorkers, SongFeatureWorkers
+    from core.face.workers import PictureWorkers
+    from core.song.workers import SongFeatureWorkers
 
     private_tmp, cwd, corpus = tmp_path / "tmp", tmp_path / "cwd", tmp_path / "corpus"
     for folder in (private_tmp, cwd, corpus / NON_ASCII_DIR):

@@ -10,7 +10,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from core import plots
-from core.literal_text import csv_text, markdown_code, plotly_text, spreadsheet_cell
+from core.text import csv_text, markdown_code, plotly_text, spreadsheet_cell
 
 NAMES = ["![t](https://example.invalid/x.png).mp3", "**bold**.wav", "<img src=https://example.invalid/y.png>.mp3",
          "`tick`.mp3", "a ``` b.wav", "$x^2$ :red[red] :smile: :material/home:.mp3", "line\nbreak.wav", "_u_ [l](x).ogg"]

@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core import faces, live
-from core.datasets import EXPRESSIONS
+from core.face import detect as faces
+from core.face import live
+from core.face.data import EXPRESSIONS
 from tests.test_faces import frame_with_faces
 
 
@@ -88,7 +89,7 @@ def test_the_timeline_is_read_safely_while_frames_come_in():
 
 
 def test_a_frame_gets_its_faces_boxed_and_labelled_left_to_right(fer_faces):
-    from core.faces import detect_faces
+    from core.face.detect import detect_faces
 
     detectable = [f for f in fer_faces[:60] if detect_faces(frame_with_faces(f[None], 1))][:2]
     assert len(detectable) == 2

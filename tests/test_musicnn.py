@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core import cards, musicnn
+from core import cards
+from core.song import musicnn
 from tests.fixtures.musicnn_reference import REFERENCE, synthetic_clip_wav
 
 

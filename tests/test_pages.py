@@ -110,7 +110,7 @@ def face_page():
 
 def test_face_page_shows_probabilities_for_a_photo(face_page, fer_faces):
     canvas = np.full((480, 640), 128, np.uint8)
-    from core import faces
+    from core.face import detect as faces
     face = next(f for f in fer_faces if faces.detect_faces(
         cv2.copyMakeBorder(cv2.resize(f, (160, 160)), 100, 100, 100, 100, cv2.BORDER_CONSTANT, value=128)))
     canvas[100:260, 200:360] = cv2.resize(face, (160, 160))
@@ -119,8 +119,8 @@ def test_face_page_shows_probabilities_for_a_photo(face_page, fer_faces):
     assert not face_page.exception and not face_page.error
     # The bars are this face's probabilities from the page's ensemble (core.predict on the same bytes),
     # in the order of the seven expressions, and the title names the top one.
-    from core.face_ensemble import FaceEnsemble
-    from core.predict import predict_faces
+    from core.face.ensemble import FaceEnsemble
+    from core.face.predict import predict_faces
 
     expected = predict_faces(FaceEnsemble.load(), photo)["faces"]  # the ensemble its card names
     assert len(expected) == 1
@@ -137,7 +137,7 @@ def test_face_page_shows_probabilities_for_a_photo(face_page, fer_faces):
 
 def _photo_with_a_face(fer_faces) -> bytes:
     """A real FER face the detector finds, 160 px in a grey 640x480 picture."""
-    from core import faces
+    from core.face import detect as faces
 
     canvas = np.full((480, 640), 128, np.uint8)
     face = next(f for f in fer_faces if faces.detect_faces(
@@ -151,7 +151,7 @@ def _images(app: AppTest) -> list:
 
 
 def test_face_page_shows_where_the_model_looked_only_when_asked(monkeypatch, fer_faces):
-    from core import saliency
+    from core.face import saliency
 
     made = []
     overlay = saliency.picture_face_overlay
@@ -175,7 +175,7 @@ def test_face_page_shows_where_the_model_looked_only_when_asked(monkeypatch, fer
 
 
 def test_face_page_card_names_the_ensembles_members():
-    from core import face_ensemble
+    from core.face import ensemble as face_ensemble
 
     app = _page("pages/face_expression.py")
     card = json.loads(face_ensemble.ENSEMBLE_CARD.read_text())
@@ -210,7 +210,7 @@ def test_face_page_without_a_face_offers_the_whole_picture(face_page):
 
 
 def test_face_page_detects_a_picture_once_however_often_the_page_reruns(monkeypatch):
-    from core import faces
+    from core.face import detect as faces
 
     detected = []
     detect = faces.detect_faces
@@ -265,7 +265,7 @@ def test_song_workers_that_cannot_start_give_a_clear_message(monkeypatch):
 
 
 def test_face_page_decodes_a_picture_once_in_a_worker_and_a_refused_one_once(monkeypatch):
-    from core.workers import PictureWorkers
+    from core.face.workers import PictureWorkers
 
     decoded = []
     decode = PictureWorkers.decode_image
@@ -286,7 +286,7 @@ def test_face_page_decodes_a_picture_once_in_a_worker_and_a_refused_one_once(mon
 
 
 def test_compare_page_decodes_a_picture_once_however_the_choices_change(monkeypatch):
-    from core.workers import PictureWorkers
+    from core.face.workers import PictureWorkers
 
     decoded = []
     decode = PictureWorkers.decode_image

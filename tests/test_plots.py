@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import pytest
 
 from core import metrics, plots
-from core.datasets import EXPRESSIONS
+from core.face.data import EXPRESSIONS
 
 
 def _song(name: str, windows: int) -> dict:
@@ -85,12 +85,12 @@ def test_the_zoomed_map_holds_every_point_and_the_quadrant_lines_in_a_square():
 def test_the_live_timeline_has_one_line_per_expression_over_the_last_30_seconds():
     import numpy as np
 
-    from core.datasets import EXPRESSIONS
+    from core.face.data import EXPRESSIONS
 
     times = np.linspace(-30, 0, 61)
     probabilities = np.tile(np.eye(7)[3], (61, 1))
-    fig = plots.expression_timeline(times, probabilities).to_dict()
+    fig = plots.expression_timeline(times, probabilities, EXPRESSIONS).to_dict()
     assert [t["name"] for t in fig["data"]] == list(EXPRESSIONS)
     assert fig["data"][3]["y"] == [1.0] * 61 and fig["data"][0]["y"] == [0.0] * 61
     assert list(fig["layout"]["xaxis"]["range"]) == [-30.0, 0] and list(fig["layout"]["yaxis"]["range"]) == [0, 1]
-    assert all(t["y"] == [] for t in plots.expression_timeline([], np.zeros((0, 7))).to_dict()["data"])
+    assert all(t["y"] == [] for t in plots.expression_timeline([], np.zeros((0, 7)), EXPRESSIONS).to_dict()["data"])

@@ -6,10 +6,14 @@ import librosa
 import numpy as np
 import pytest
 
-from core import musicnn, song_features
+from core.song import musicnn
+from core.song import features as song_features
 from core.errors import InputError
-from core.datasets import EXPRESSIONS
-from core.predict import ModelRunner, main as predict_main, predict_faces, predict_song
+from core.face.data import EXPRESSIONS
+from core.runner import ModelRunner
+from core.predict import main as predict_main
+from core.face.predict import predict_faces
+from core.song.predict import predict_song
 from tests.conftest import music_like, wav_bytes
 
 
@@ -127,8 +131,8 @@ def test_monte_carlo_dropout_spreads_predictions_but_plain_calls_do_not(song_run
 
 def test_each_runner_is_traced_once_whatever_the_batch_and_passes(tiny_face_model):
     """One trace per runner (and one for its Monte Carlo copy), for any batch size or number of
-    passes: why core.tf_runtime may drop TensorFlow's retracing warning about many runners."""
-    from core.predict import ModelRunner
+    passes: why core.runner may drop TensorFlow's retracing warning about many runners."""
+    from core.runner import ModelRunner
 
     runners = [ModelRunner.load(tiny_face_model) for _ in range(6)]
     for runner in runners:
@@ -154,7 +158,7 @@ def test_tensorflow_s_retracing_warning_about_many_runners_is_dropped(caplog):
 
 
 def test_a_picture_s_faces_become_rows_for_a_csv():
-    from core.predict import face_rows
+    from core.face.predict import face_rows
 
     result = {"file": "two.png", "faces": [
         {"box": [10, 20, 30, 40], "label": "happy", "probabilities": {n: (1.0 if n == "happy" else 0.0) for n in EXPRESSIONS}},

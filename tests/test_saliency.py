@@ -1,14 +1,15 @@
-"""Grad-CAM (core.saliency): shape and range, and a map that finds a cue planted in the faces."""
+"""Grad-CAM (core.face.saliency): shape and range, and a map that finds a cue planted in the faces."""
 
 import time
 
 import numpy as np
 import pytest
 
-from core import saliency
-from core.face_ensemble import FaceEnsemble
-from core.face_model import build_face_cnn
-from core.predict import ModelRunner
+from core.face import saliency
+from core.variants.zoo import model_path
+from core.face.ensemble import FaceEnsemble
+from core.face.model import build_face_cnn
+from core.runner import ModelRunner
 
 STRIPE_ROWS = slice(10, 20)  # where tests/conftest.py's tiny_fer_file puts its learnable cue
 
@@ -39,7 +40,7 @@ def test_few_maps_of_real_faces_are_empty(fer_faces):
     default); not so at the last convolution's input."""
     from core import cards
 
-    runner = ModelRunner.load(cards.DEFAULT_MODELS["face"])
+    runner = ModelRunner.load(model_path("face", "default"))
     x = fer_faces[:200, ..., None].astype(np.float32)
     labels = runner(x).argmax(axis=1)
     empty = saliency.GradCam(runner.model)(x, labels).reshape(len(x), -1).max(axis=1) == 0

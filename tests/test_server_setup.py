@@ -165,13 +165,14 @@ def test_a_closed_tab_s_session_is_shut_down_when_its_time_is_up():
 
 
 def test_a_loaded_model_is_traced_and_kept_out_of_the_collector():
-    from core import cards, faces
+    from core import cards
+    from core.face import detect as faces
     from webapp.loaders import _load
 
     _load.clear()
     gc.unfreeze()
     try:
-        runner = _load(str(cards.DEFAULT_MODELS["face"]), "face")
+        runner = _load(str(model_path("face", "default")), "face")
         assert runner._infer.experimental_get_tracing_count() == 1  # before anyone waits on it
         assert faces._detectors_made == faces.MAX_DETECTORS  # and the face detectors made
         assert gc.get_freeze_count() > 100_000  # TensorFlow and the model, out of full collections

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import musicnn, song_features
+from core.song import musicnn
+from core.song import features as song_features
 from core.errors import InputError
 from tests.conftest import music_like, wav_bytes
 

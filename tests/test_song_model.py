@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core.song_model import build_song_crnn, fold_target_scaling
+from core.song.model import build_song_crnn, fold_target_scaling
 
 
 def _layer_types(model):

@@ -104,10 +104,10 @@ def test_the_zoo_trains_variants_that_differ_in_one_choice(tiny_music_dir, tmp_p
 
 
 def test_every_zoo_variant_builds_and_differs_from_the_default_in_one_choice():
-    from core.face_model import build_face_cnn
-    from core.song_model import build_song_crnn
-    from core.train import resolved_config
-    from core.variants import DEFAULT, ZOO
+    from core.face.model import build_face_cnn
+    from core.song.model import build_song_crnn
+    from core.training import resolved_config
+    from core.variants.zoo import DEFAULT, ZOO
 
     for task, builder in (("song", build_song_crnn), ("face", build_face_cnn)):
         base = resolved_config(builder, ZOO[task][DEFAULT])
@@ -157,7 +157,7 @@ def test_face_training_can_continue_from_a_trained_model(tiny_face_model, tiny_f
 def test_face_augmentation_keeps_the_face_size_and_varies_each_face():
     import numpy as np
 
-    from core.train import augment_faces
+    from core.face.train import augment_faces
 
     faces = np.zeros((64, 48, 48), np.uint8)
     faces[:, :, :24] = 200  # bright left half: a flip moves the brightness right

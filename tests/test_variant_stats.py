@@ -1,12 +1,13 @@
-"""core.variant_stats: each variant against the default, on synthetic zoos with planted differences
+"""core.variants.verdicts: each variant against the default, on synthetic zoos with planted differences
 and in the committed cards."""
 
 import numpy as np
 import pytest
 
-from core import metrics, stats, variant_stats
-from core.datasets import EXPRESSIONS
-from core.variants import DEFAULT, trained_variants
+from core import metrics, stats
+from core.variants import verdicts as variant_stats
+from core.face.data import EXPRESSIONS
+from core.variants.zoo import DEFAULT, trained_variants
 
 
 def test_macro_f1_from_labels_is_the_cards_macro_f1():

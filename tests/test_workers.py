@@ -14,10 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import cards, song_features
+from core import cards
+from core.song import features as song_features
 from core.errors import InputError
-from core.predict import ModelRunner, predict_song
-from core.workers import PictureWorkers, SongFeatureWorkers, WorkerDied, WorkersFailed
+from core.runner import ModelRunner
+from core.song.predict import predict_song
+from core.face.workers import PictureWorkers
+from core.song.workers import SongFeatureWorkers
+from core.workers import WorkerDied, WorkersFailed
 from tests.conftest import ROOT, music_like, wav_bytes
 from tests.hostile_files import progressive_jpeg, radiance_hdr_posing_as_photo_cd
 
@@ -119,7 +123,7 @@ def test_close_ends_the_workers():
 
 def test_the_workers_end_when_the_process_that_started_them_is_killed():
     """A server killed outright leaves no worker behind: each worker ends when its stdin closes."""
-    code = ("import sys; from core.workers import SongFeatureWorkers; w = SongFeatureWorkers(2); "
+    code = ("import sys; from core.song.workers import SongFeatureWorkers; w = SongFeatureWorkers(2); "
             "print(*[x.process.pid for x in w._all], flush=True); sys.stdin.read()")
     parent = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
@@ -185,7 +189,7 @@ def picture_workers():
 
 
 def test_a_picture_from_a_worker_is_the_picture_decoded_here(picture_workers):
-    from core import faces
+    from core.face import detect as faces
 
     rng = np.random.default_rng(0)
     for data in (_png(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)), progressive_jpeg(3000)):
@@ -216,7 +220,7 @@ def test_a_picture_worker_cannot_grow_past_its_memory_limit_and_carries_on(pictu
 
 
 def test_a_picture_that_stalls_its_decoder_is_stopped_and_holds_up_no_one_else():
-    from core import faces
+    from core.face import detect as faces
 
     slow = progressive_jpeg(8000, repeat_last_scan=faces.MAX_JPEG_SCANS - 10)  # under the scan limit
     pool = PictureWorkers(2, timeout_s=1.0)
@@ -237,8 +241,8 @@ def test_a_picture_that_stalls_its_decoder_is_stopped_and_holds_up_no_one_else()
 
 def test_in_a_picture_worker_opencv_itself_refuses_a_picture_over_the_pixel_limit(picture_workers):
     # The size is checked by the decoder that decodes: OpenCV, from the header it reads itself
-    # (OPENCV_IO_MAX_IMAGE_PIXELS, set by core.faces before OpenCV loads), not by another library.
-    from core import faces
+    # (OPENCV_IO_MAX_IMAGE_PIXELS, set by core.face.detect before OpenCV loads), not by another library.
+    from core.face import detect as faces
     from tests.hostile_files import opencv_decode
 
     side = int(faces.MAX_PIXELS ** 0.5) + 1

@@ -1,7 +1,7 @@
 """Live webcam video on the Face page, through streamlit-webrtc.
 
 The browser sends its camera over WebRTC to this server; every frame goes through
-`core.live.LiveFaces.process` (faces found, scored, smoothed, drawn) on streamlit-webrtc's own
+`core.face.live.LiveFaces.process` (faces found, scored, smoothed, drawn) on streamlit-webrtc's own
 thread and comes back to the browser with its boxes and labels. With `async_processing` a frame
 that arrives while another is processed replaces the one waiting: frames are dropped, never queued.
 
@@ -19,8 +19,9 @@ import pandas as pd
 import streamlit as st
 
 from core import plots
-from core.faces import png_bytes
-from core.live import LiveFaces
+from core.face.data import EXPRESSIONS
+from core.face.detect import png_bytes
+from core.face.live import LiveFaces
 from webapp.streamlit_internals import served_by_a_real_server
 
 RTC_CONFIGURATION = {"iceServers": []}
@@ -89,7 +90,7 @@ def _timeline(live: LiveFaces, playing: bool) -> None:
             # too): without the empty chart and disabled buttons a page opening's run takes about 6 ms
             # of CPU time instead of 8 to 9 (docs/performance.md).
             return
-    st.plotly_chart(plots.expression_timeline(times, probabilities), key="live_timeline")
+    st.plotly_chart(plots.expression_timeline(times, probabilities, EXPRESSIONS), key="live_timeline")
     left, right = st.columns(2)
     if left.button("Keep this moment", icon=":material/photo_camera:", disabled=live.snapshot() is None):
         kept = live.snapshot()

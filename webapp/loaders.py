@@ -10,14 +10,20 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import cards, face_ensemble, faces, saliency
+from core import cards
+from core.face import ensemble as face_ensemble
+from core.face import detect
+from core.face import saliency
 from core.errors import ModelFileError
-from core.compare import INPUT_SHAPES
-from core.face_ensemble import FaceEnsemble
-from core.predict import ModelRunner
-from core.variants import fold_model_paths, model_path
-from core.workers import PictureWorkers, SongFeatureWorkers, WorkersFailed
+from core.variants.compare import INPUT_SHAPES
+from core.face.ensemble import FaceEnsemble
+from core.runner import ModelRunner
+from core.variants.zoo import fold_model_paths, model_path
+from core.face.workers import PictureWorkers
+from core.song.workers import SongFeatureWorkers
+from core.workers import WorkersFailed
 from webapp.server_setup import configure_server, keep_loaded_objects_out_of_gc
+from webapp.streamlit_internals import served_by_a_real_server
 
 configure_server()
 log = logging.getLogger("moodlens.loaders")
@@ -52,7 +58,7 @@ def _loaded(load, *args, message: str):
 
 def warm_up() -> None:
     """Load what the pages need, in the order a first visitor most likely needs it
-    (webapp.server_setup.warm_up_in_background calls it once per process, on a thread of its own).
+    (warm_up_in_background calls it once per process, on a thread of its own).
     A failure is left for the page that needs the thing to report (its own call raises it again)."""
     steps = [(_song_feature_workers,), (_load, str(cards.DEFAULT_MODELS["song"]), "song"),
              *[(_load, str(path), "song") for path in fold_model_paths("song", "default")],
@@ -74,7 +80,7 @@ def _load(path: str, task: str) -> ModelRunner:
     runner = ModelRunner.load(Path(path))
     runner(np.zeros((1, *INPUT_SHAPES[task]), np.float32))
     if task == "face":
-        faces.prepare_detectors()
+        detect.prepare_detectors()
     keep_loaded_objects_out_of_gc()
     return runner
 
@@ -115,7 +121,7 @@ def _load_face_ensemble(card_path: str) -> FaceEnsemble:
     """The Face page's ensemble (its card at `card_path`), each member traced, and the detectors."""
     ensemble = FaceEnsemble.load(Path(card_path))
     ensemble(np.zeros((1, *INPUT_SHAPES["face"]), np.float32))
-    faces.prepare_detectors()
+    detect.prepare_detectors()
     # "Where the model looked" is traced in the background: the page does not wait for it, and the
     # first map asked for is as quick as the next. Not a daemon: a process that exits while TensorFlow
     # traces in a daemon thread can abort ("terminate called ...") instead of exiting.
@@ -125,7 +131,7 @@ def _load_face_ensemble(card_path: str) -> FaceEnsemble:
 
 
 def face_page_scorer() -> FaceEnsemble:
-    """What the Face page runs: the ensemble its card names (core.face_ensemble.ENSEMBLE_CARD); on a
+    """What the Face page runs: the ensemble its card names (core.face.ensemble.ENSEMBLE_CARD); on a
     missing or altered file, a clear message and the page stops."""
     try:
         return _loaded(_load_face_ensemble, str(face_ensemble.ENSEMBLE_CARD), message="Loading the models…")
@@ -165,7 +171,7 @@ def variant_runners(task: str, names: list[str]) -> dict[str, ModelRunner]:
 
 
 def fold_runners(task: str, names: list[str]) -> dict[str, list[ModelRunner]]:
-    """Each named variant's cross-validation fold models (core.variants.fold_model_paths), for the
+    """Each named variant's cross-validation fold models (core.variants.zoo.fold_model_paths), for the
     spread of a prediction; a variant without them, or with a missing or corrupt one, gets none
     (with a message naming the file)."""
     runners = {}
@@ -179,3 +185,19 @@ def fold_runners(task: str, names: list[str]) -> dict[str, list[ModelRunner]]:
         if found:
             runners[name] = found
     return runners
+
+
+_warm_up_started = threading.Event()
+
+
+def warm_up_in_background() -> None:
+    """In a real server, once per process: import the loaders and load the models and worker
+    processes on a thread of their own, as soon as the first person opens any page. The page then
+    draws at once, and a person's first file waits only for what is left of the loading (a page's
+    own call of a loader waits for the load under way instead of starting a second). Not a daemon
+    thread: a process that exits while TensorFlow traces in a daemon thread can abort."""
+    if _warm_up_started.is_set() or not served_by_a_real_server():
+        return
+    _warm_up_started.set()
+
+    threading.Thread(target=warm_up, name="moodlens-warm-up").start()

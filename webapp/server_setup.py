@@ -145,27 +145,6 @@ def shut_down_closed_sessions() -> None:
         internals.set_session_storage(runtime.get_instance(), storage)
 
 
-_warm_up_started = threading.Event()
-
-
-def warm_up_in_background() -> None:
-    """In a real server, once per process: import the loaders and load the models and worker
-    processes on a thread of their own, as soon as the first person opens any page. The page then
-    draws at once, and a person's first file waits only for what is left of the loading (a page's
-    own call of a loader waits for the load under way instead of starting a second). Not a daemon
-    thread: a process that exits while TensorFlow traces in a daemon thread can abort."""
-    if _warm_up_started.is_set() or not internals.served_by_a_real_server():
-        return
-    _warm_up_started.set()
-
-    def warm_up() -> None:
-        from webapp import loaders
-
-        loaders.warm_up()
-
-    threading.Thread(target=warm_up, name="moodlens-warm-up").start()
-
-
 def configure_server() -> None:
     tensorflow_threads()
     keep_uploads_in_memory()

@@ -1,10 +1,10 @@
 """Variants side by side: the zoo's cards as one table, and every variant run on one input.
 
-    python -m core.compare song FILE [--variants default,pooling_average] [--passes 20]
-    python -m core.compare face IMAGE [--variants ...] [--passes 20]
+    python -m core.variants.compare song FILE [--variants default,pooling_average] [--passes 20]
+    python -m core.variants.compare face IMAGE [--variants ...] [--passes 20]
 
 prints one JSON object: each variant's result on the input, with its Monte Carlo dropout spread.
-Everything here comes from the cards (core.variants) and from running the models; the input is
+Everything here comes from the cards (core.variants.zoo) and from running the models; the input is
 decoded once and its features or face crops are shared by every variant.
 """
 
@@ -19,11 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from core import faces, song_features
-from core.datasets import EXPRESSIONS
+from core.face import detect as faces
+from core.song import features as song_features
+from core.face.data import EXPRESSIONS
 from core.errors import InputError, ModelFileError
-from core.predict import ModelRunner, expression_probabilities, fold_spread, song_mood
-from core.variants import DEFAULT, ZOO, model_path, trained_variants
+from core.metrics import METRICS
+from core.runner import ModelRunner
+from core.face.predict import expression_probabilities
+from core.song.predict import fold_spread, song_mood
+from core.variants.zoo import DEFAULT, ZOO, model_path, trained_variants
 
 DEFAULT_PASSES = 20  # Monte Carlo dropout passes per input (the page's default N)
 # One input of each task's models, without the batch axis: a 30-s window of musicnn patch
@@ -34,22 +38,6 @@ INPUT_SHAPES = {"song": (song_features.WINDOW_PATCHES, song_features.musicnn.EMB
 # Builder arguments the zoo varies, per task, in the order the table shows them.
 CHOICES = {"song": ("pooling", "pool_size", "dropout", "spatial_dropout", "summary"),
            "face": ("pooling", "dropout")}
-# (column, path into the card) of the validation metrics each task's table shows.
-METRICS = {"song": (("valence r", ("validation", "valence", "r")),
-                    ("arousal r", ("validation", "arousal", "r")),
-                    ("valence CCC", ("validation", "valence", "ccc")),
-                    ("arousal CCC", ("validation", "arousal", "ccc")),
-                    ("quadrant acc.", ("validation", "quadrant_accuracy"))),
-           "face": (("accuracy", ("validation", "accuracy")),
-                    ("macro-F1", ("validation", "macro_f1")))}
-
-
-def _dig(card: dict, path: tuple[str, ...]):
-    for key in path:
-        card = card[key]
-    return card
-
-
 def changed_choice(card: dict, default_card: dict) -> str:
     """What a variant changes from the default, e.g. 'pooling: max → average' ('' for none)."""
     config, base = card["config"], default_card["config"]
@@ -70,7 +58,7 @@ def variant_rows(task: str, cards: dict[str, dict]) -> list[dict]:
         row = {"variant": name, "default": name == DEFAULT,
                "change": changed_choice(card, default_card) or "(the default)"}
         row.update({choice: card["config"][choice] for choice in CHOICES[task]})
-        row.update({column: float(_dig(card, path)) for column, path in METRICS[task]})
+        row.update({metric.label: metric.of(card["validation"]) for metric in METRICS[task]})
         row.update({
             "parameters": int(card["parameters"]),
             "size (MB)": round(card["model_file"]["size_bytes"] / 1e6, 2),
@@ -149,7 +137,7 @@ class SongInput:
 class PictureInput:
     name: str
     image: np.ndarray      # decoded BGR (or grey) picture
-    found: list            # core.faces.Face, largest first
+    found: list            # core.face.detect.Face, largest first
     crops: np.ndarray      # (n faces, 48, 48, 1) float32, 0..255
 
 
@@ -235,7 +223,7 @@ def load_runners(task: str, names: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.compare", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m core.variants.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=["song", "face"])
     parser.add_argument("file", type=Path)

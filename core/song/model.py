@@ -1,7 +1,7 @@
 """The song-mood CRNN: one builder, its choices as keyword arguments.
 
 Its input is a sequence: by default the musicnn embeddings of a song's 3-s patches
-(core.song_features: (patches, 250), standardised by a Normalization layer adapted in training);
+(core.song.features: (patches, 250), standardised by a Normalization layer adapted in training);
 `input_features="logmel"` gives the earlier model over a 30-s log-mel window ((646, 128) dB).
 
 Layer choices follow ../shared/seeds/crnn_music_emotion_layers.md: Conv1D blocks (64, 128 filters)
@@ -21,7 +21,7 @@ import numpy as np
 from keras import layers, regularizers
 
 N_MELS = 128
-EMBEDDING_DIM = 250  # core.musicnn.EMBEDDING_DIM: penultimate layer (200) + tags (50) per patch
+EMBEDDING_DIM = 250  # core.song.musicnn.EMBEDDING_DIM: penultimate layer (200) + tags (50) per patch
 INPUT_FEATURES = ("musicnn", "logmel")
 POOLINGS = ("max", "average", "none")
 PADDINGS = ("same", "valid")

@@ -1,6 +1,6 @@
 """musicnn (Pons & Serra, MSD checkpoint) as a Keras 3 model, with its exact log-mel front-end.
 
-    python -m core.musicnn convert --checkpoint DIR [--out models/musicnn/msd_musicnn]
+    python -m core.song.musicnn convert --checkpoint DIR [--out models/musicnn/msd_musicnn]
 
 DIR is the `MSD_musicnn/` folder of the `musicnn` 0.1.0 wheel (ISC licence), e.g. installed with
 `pip install --no-deps musicnn==0.1.0` into a throwaway environment: musicnn itself is no run-time
@@ -28,6 +28,8 @@ from pathlib import Path
 import librosa
 import numpy as np
 
+from core.cards import MODELS_DIR
+
 SAMPLE_RATE_HZ = 16000
 N_FFT = 512
 HOP_LENGTH = 256
@@ -45,7 +47,7 @@ MSD_TAGS = ("rock", "pop", "alternative", "indie", "electronic", "female vocalis
             "sad", "House", "happy")
 EMBEDDING_DIM = PENULTIMATE_UNITS + len(MSD_TAGS)  # a patch's penultimate layer, then its 50 tags
 
-MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "musicnn" / "msd_musicnn.keras"
+MODEL_PATH = MODELS_DIR / "musicnn" / "msd_musicnn.keras"
 SOURCE = {"package": "musicnn", "version": "0.1.0", "licence": "ISC",
           "checkpoint": "musicnn/MSD_musicnn/", "authors": "Jordi Pons, Xavier Serra",
           "paper": "musicnn: pre-trained convolutional neural networks for music audio tagging "
@@ -281,7 +283,7 @@ def convert(checkpoint_dir: Path, out: Path = MODEL_PATH) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     card = {
-        "task": "musicnn", "name": out.stem, "builder": "core.musicnn.build_musicnn", "config": {},
+        "task": "musicnn", "name": out.stem, "builder": "core.song.musicnn.build_musicnn", "config": {},
         "source": {**SOURCE, "files_read": {p.name: cards.sha256_file(p) for p in files}},
         "input": {"sample_rate_hz": SAMPLE_RATE_HZ, "n_fft": N_FFT, "hop_length": HOP_LENGTH,
                   "n_mels": N_MELS, "patch_frames": PATCH_FRAMES, "scaling": "log10(10000 x + 1), float32"},
@@ -332,7 +334,7 @@ def default_musicnn() -> Musicnn:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.musicnn", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m core.song.musicnn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     conversion = commands.add_parser("convert", help="musicnn's MSD checkpoint -> a .keras file and card")

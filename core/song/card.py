@@ -3,15 +3,7 @@ figures (mean ± sd over the folds) and the ablation rows, every number read fro
 
 from __future__ import annotations
 
-COLUMNS = (("valence r", ("valence", "r")), ("arousal r", ("arousal", "r")), ("valence CCC", ("valence", "ccc")),
-           ("arousal CCC", ("arousal", "ccc")), ("quadrant accuracy", ("quadrant_accuracy",)))
-
-
-def _dig(d: dict, path: tuple[str, ...]) -> float:
-    for key in path:
-        d = d[key]
-    return float(d)
-
+from core.metrics import METRICS
 
 def card_summary(card: dict) -> str:
     """One paragraph: the model, its input, its training data and how it was scored."""
@@ -41,6 +33,7 @@ def card_table(card: dict) -> str:
     rows += [
         (f"{row['name']} (ablation)", row["mean"], row["sd"]) for row in card.get("ablation", [])
         if "this model's recipe" not in row["name"]]
-    return ("| model | " + " | ".join(c for c, _ in COLUMNS) + " |\n|---|" + "--:|" * len(COLUMNS) + "\n"
-            + "\n".join(f"| {name} | " + " | ".join(f"{_dig(mean, p):.3f} ± {_dig(sd, p):.3f}" for _, p in COLUMNS)
+    columns = METRICS["song"]
+    return ("| model | " + " | ".join(m.label for m in columns) + " |\n|---|" + "--:|" * len(columns) + "\n"
+            + "\n".join(f"| {name} | " + " | ".join(f"{m.of(mean):.3f} ± {m.of(sd):.3f}" for m in columns)
                         + " |" for name, mean, sd in rows))

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core import faces
-from core.datasets import EXPRESSIONS
-from core.literal_text import csv_text
+from core.face import detect
+from core.face.data import EXPRESSIONS
+from core.text import csv_text
 
 WINDOW_S = 30.0          # the rolling chart's span
 SMOOTHING_S = 0.5        # time constant of the exponential smoothing over frames
@@ -126,11 +126,11 @@ class LiveFaces:
     def process(self, image_bgr: np.ndarray) -> np.ndarray:
         """A BGR frame -> the same frame (BGR) with each face's box, number and smoothed label drawn."""
         t = self.clock()
-        found = faces.left_to_right(faces.detect_faces(image_bgr)[:MAX_FACES])  # the largest, then in reading order
-        raw = list(self.score(faces.crop_faces(image_bgr, found))) if found else []
+        found = detect.left_to_right(detect.detect_faces(image_bgr)[:MAX_FACES])  # the largest, then in reading order
+        raw = list(self.score(detect.crop_faces(image_bgr, found))) if found else []
         smoothed = self.timeline.add(t, raw)
         frame = FrameFaces(t, [tuple(int(v) for v in f.box) for f in found], smoothed)
-        drawn = faces.draw_faces(image_bgr, frame.boxes, frame.labels)   # RGB, boxes numbered 1, 2, ...
+        drawn = detect.draw_faces(image_bgr, frame.boxes, frame.labels)   # RGB, boxes numbered 1, 2, ...
         with self._snapshot_lock:
             self._last = (drawn, frame)
         return np.ascontiguousarray(drawn[..., ::-1])

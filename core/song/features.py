@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core import audio, musicnn
+from core.song import decode as audio
+from core.song import musicnn
 
 WINDOW_PATCHES = 10      # 29.9 s, the data set's clips
 WINDOW_HOP_PATCHES = 3   # windows of a long song start at most 9 s apart
@@ -27,7 +28,7 @@ def song_patches(data: bytes, offset_frames: int = 0, max_patches: int = MAX_PAT
     """Bytes -> (duration_s, start_s (p,), patches (p, 187, 96) float32 log-mel).
 
     offset_frames: the first patch's first frame (0 in the app; training adds a shifted grid).
-    Raises InputError for a file that is not a usable song (core.audio's checks and messages).
+    Raises InputError for a file that is not a usable song (core.song.decode's checks and messages).
     """
     song = audio.load_mono(data, musicnn.SAMPLE_RATE_HZ)
     mel = musicnn.log_mel(song.samples)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from core.datasets import EXPRESSIONS
+from core.face.data import EXPRESSIONS
 
 FACE_SIZE_PX = 48
 POOLINGS = ("max", "average", "strided")

@@ -1,12 +1,12 @@
 """Every variant against its task's default: intervals, tests and a verdict per metric, written
 into each variant's card (the "comparison" entry) for the Compare page to read.
 
-    python -m core.variant_stats face --data ../shared/data/fer2013/fer2013.npz
+    python -m core.variants.verdicts face --data ../shared/data/fer2013/fer2013.npz
         Runs every face variant on FER2013 PublicTest (usage 1, the cards' validation split):
         paired bootstrap intervals of accuracy and macro-F1 and of their differences from the
         default (the same resampled faces for every model), McNemar's exact test (accuracy) and a
         paired permutation test (macro-F1), Holm-adjusted over the variants.
-    python -m core.variant_stats song
+    python -m core.variants.verdicts song
         From the cards alone: each fold's metrics of every variant (the same 5 folds as the
         default), the paired mean difference over the folds with its t-interval and test,
         Holm-adjusted over the variants; and, where the cards hold the songs' out-of-fold
@@ -20,37 +20,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core import cards, datasets, metrics, stats
+from core.face.data import EXPRESSIONS, FER_PUBLIC_TEST, load_fer
+from core import cards, metrics, stats
 from core.errors import ModelFileError
-from core.variants import DEFAULT, model_path, trained_variants
+from core.metrics import Metric, compared_metrics
+from core.variants.zoo import DEFAULT, model_path, trained_variants
 
 COMPARISON = "comparison"  # the card's entry
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    key: str                         # the entry in card["comparison"]["metrics"]
-    label: str                       # as a sentence and a chart name it
-    path: tuple[str, ...] = ()       # song: where the value sits in one fold's metrics
-    higher_is_better: bool = True
-    decimals: int = 2                # how a difference is written
-    scale: float = 1.0               # 100: a share written as percentage points
-    unit: str = ""
-
-
-POINTS = dict(decimals=1, scale=100.0, unit=" points")
-FACE_METRICS = (MetricSpec("accuracy", "accuracy", **POINTS), MetricSpec("macro_f1", "macro-F1", **POINTS))
-# Correlations with 3 decimals: the song variants' differences are of the order of 0.01.
-SONG_METRICS = (MetricSpec("valence_r", "valence r", ("valence", "r"), decimals=3),
-                MetricSpec("arousal_r", "arousal r", ("arousal", "r"), decimals=3),
-                MetricSpec("valence_ccc", "valence CCC", ("valence", "ccc"), decimals=3),
-                MetricSpec("quadrant_accuracy", "quadrant accuracy", ("quadrant_accuracy",), **POINTS))
-METRICS = {"face": FACE_METRICS, "song": SONG_METRICS}
+FACE_METRICS, SONG_METRICS = compared_metrics("face"), compared_metrics("song")
 
 
 def face_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
@@ -59,7 +42,7 @@ def face_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
 
 def face_macro_f1(labels: np.ndarray, predicted: np.ndarray) -> float:
     """Macro-F1 over the 7 expressions from predicted labels (core.metrics.classification_metrics's)."""
-    k = len(datasets.EXPRESSIONS)
+    k = len(EXPRESSIONS)
     confusion = np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
     tp = np.diag(confusion).astype(float)
     denominator = confusion.sum(axis=0) + confusion.sum(axis=1)  # predicted + true = 2tp + fp + fn
@@ -81,7 +64,7 @@ def _seeds_note(zoo: dict[str, dict], task: str) -> dict:
                     "lent to the session that computed this comparison."}
 
 
-def _metric_entry(spec: MetricSpec, own: dict, difference: dict | None, test: str, p: float | None,
+def _metric_entry(spec: Metric, own: dict, difference: dict | None, test: str, p: float | None,
                   p_holm: float | None, variant: str, alpha: float) -> dict:
     entry = {"label": spec.label, "higher_is_better": spec.higher_is_better,
              "value": own["value"], "low": own["low"], "high": own["high"]}
@@ -98,14 +81,13 @@ def _metric_entry(spec: MetricSpec, own: dict, difference: dict | None, test: st
 
 def face_predictions(names: list[str], data_path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(labels, {variant: predicted label}) on FER2013 PublicTest, each variant's model run as the
-    app runs it (core.predict.ModelRunner, in batches)."""
-    from core.evaluate import _batched
-    from core.predict import ModelRunner
+    app runs it (core.runner.ModelRunner, in batches)."""
+    from core.runner import ModelRunner, batched
 
-    data = datasets.load_fer(data_path)
-    rows = data.usage == datasets.FER_PUBLIC_TEST
+    data = load_fer(data_path)
+    rows = data.usage == FER_PUBLIC_TEST
     x = data.pixels[rows][..., None]
-    predicted = {name: _batched(ModelRunner.load(model_path("face", name)), x).argmax(axis=1) for name in names}
+    predicted = {name: batched(ModelRunner.load(model_path("face", name)), x).argmax(axis=1) for name in names}
     return data.label[rows].astype(int), predicted
 
 
@@ -149,7 +131,7 @@ def face_comparison(labels: np.ndarray, predicted: dict[str, np.ndarray], zoo: d
         result[name] = {"against": DEFAULT, "data": f"{len(labels)} faces of {data_note}", "n": int(len(labels)),
                         "method": method,
                         "confidence": stats.CONFIDENCE, "alpha": alpha, "resamples": resamples, "seed": seed,
-                        "command": "python -m core.variant_stats face --data ../shared/data/fer2013/fer2013.npz",
+                        "command": "python -m core.variants.verdicts face --data ../shared/data/fer2013/fer2013.npz",
                         "metrics": entries}
         if zoo is not None:
             result[name]["seeds"] = _seeds_note(zoo, "face")
@@ -158,23 +140,17 @@ def face_comparison(labels: np.ndarray, predicted: dict[str, np.ndarray], zoo: d
 
 # --- songs: the folds in the cards ------------------------------------------------------------
 
-def _dig(values: dict, path: tuple[str, ...]):
-    for key in path:
-        values = values[key]
-    return values
-
-
-def fold_values(card: dict, spec: MetricSpec) -> np.ndarray:
+def fold_values(card: dict, spec: Metric) -> np.ndarray:
     """(folds,) one metric of each cross-validation fold, from a song card."""
     try:
         per_fold = card["cross_validation"]["per_fold"]
     except KeyError:
         raise ValueError(f"the song card {card.get('name')!r} has no cross_validation.per_fold: retrain it "
                          "with `python -m core.train song --zoo` (5-fold cross-validation)") from None
-    return np.array([float(_dig(fold, spec.path)) for fold in per_fold])
+    return np.array([spec.of(fold) for fold in per_fold])
 
 
-def _song_metric(spec: MetricSpec):
+def _song_metric(spec: Metric):
     """metric(targets (n, 2), predictions (n, 2)) of one song spec, for a bootstrap over songs."""
     if spec.path == ("quadrant_accuracy",):
         def quadrant_accuracy(true, pred):
@@ -250,12 +226,12 @@ def song_fold_comparison(zoo: dict[str, dict], alpha: float = stats.ALPHA, resam
                     entries[key]["over_songs"] = over_songs
         result[name] = {"against": DEFAULT, "data": card["split"].get("method") or f"{n_folds}-fold cross-validation",
                         "n": n_folds, "method": method, "confidence": stats.CONFIDENCE, "alpha": alpha,
-                        "command": "python -m core.variant_stats song", "metrics": entries,
+                        "command": "python -m core.variants.verdicts song", "metrics": entries,
                         "seeds": _seeds_note(zoo, "song")}
     return result
 
 
-def _bootstrap_over_songs(card: dict, default: dict, spec: MetricSpec, resamples: int, seed: int) -> dict | None:
+def _bootstrap_over_songs(card: dict, default: dict, spec: Metric, resamples: int, seed: int) -> dict | None:
     keys = ("validation_predictions", "validation_targets", "validation_song_ids")
     if not all(k in card and k in default for k in keys) or card["validation_song_ids"] != default["validation_song_ids"]:
         return None
@@ -305,7 +281,7 @@ def song_split_comparison(zoo: dict[str, dict], alpha: float = stats.ALPHA, resa
                                          name, alpha)
         result[name] = {"against": DEFAULT, "data": f"one validation split of {len(targets)} songs", "n": len(targets),
                         "method": method, "confidence": stats.CONFIDENCE, "alpha": alpha, "resamples": resamples,
-                        "seed": seed, "command": "python -m core.variant_stats song", "metrics": entries,
+                        "seed": seed, "command": "python -m core.variants.verdicts song", "metrics": entries,
                         "seeds": _seeds_note(zoo, "song")}
     return result
 
@@ -356,7 +332,7 @@ def forest_rows(zoo: dict[str, dict], metric_key: str) -> list[dict]:
     return rows
 
 
-def interval_text(card: dict, spec: MetricSpec) -> str | None:
+def interval_text(card: dict, spec: Metric) -> str | None:
     """A card's own value of a metric with its interval, e.g. '67.1% (65.6 to 68.6)' or
     '0.62 (0.58 to 0.66)'; None when the card has no comparison entry."""
     entry = card.get(COMPARISON, {}).get("metrics", {}).get(spec.key)
@@ -367,22 +343,15 @@ def interval_text(card: dict, spec: MetricSpec) -> str | None:
     return f"{entry['value']:.3f} ({entry['low']:.3f} to {entry['high']:.3f})"
 
 
-# The Compare table's metric columns (core.compare.METRICS) that a comparison entry gives an interval.
-TABLE_COLUMNS = {"face": {"accuracy": "accuracy", "macro-F1": "macro_f1"},
-                 "song": {"valence r": "valence_r", "arousal r": "arousal_r", "valence CCC": "valence_ccc",
-                          "quadrant acc.": "quadrant_accuracy"}}
-
-
 def rows_with_intervals(task: str, rows: list[dict], zoo: dict[str, dict]) -> list[dict]:
-    """The Compare table's rows (core.compare.variant_rows) with each metric that the cards give an
+    """The Compare table's rows (core.variants.compare.variant_rows) with each metric that the cards give an
     interval for shown as 'value (low to high)' text, under '<column> (95% interval)'."""
-    specs = {spec.key: spec for spec in METRICS[task]}
+    specs = {spec.label: spec for spec in compared_metrics(task)}
     out = []
     for row in rows:
         shown = {}
         for column, value in row.items():  # in the row's order
-            key = TABLE_COLUMNS[task].get(column)
-            text = interval_text(zoo[row["variant"]], specs[key]) if key else None
+            text = interval_text(zoo[row["variant"]], specs[column]) if column in specs else None
             shown[column if text is None else f"{column} (95% interval)"] = value if text is None else text
         out.append(shown)
     return out
@@ -391,7 +360,7 @@ def rows_with_intervals(task: str, rows: list[dict], zoo: dict[str, dict]) -> li
 def verdicts_markdown(task: str, zoo: dict[str, dict]) -> str:
     """The comparison entries of a zoo's cards as a Markdown table: one row a variant, one column a
     metric ("difference (95% interval): verdict"), and the method and seeds note under it."""
-    specs = METRICS[task]
+    specs = compared_metrics(task)
     head = ["variant", *(spec.label + (spec.unit and f" ({spec.unit.strip()})") for spec in specs)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, card in zoo.items():
@@ -416,7 +385,7 @@ def verdicts_markdown(task: str, zoo: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.variant_stats", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m core.variants.verdicts", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=["song", "face"])
     parser.add_argument("--data", type=Path, default=None, help="face: fer2013.npz")

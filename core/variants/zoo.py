@@ -56,3 +56,15 @@ def trained_variants(task: str) -> dict[str, dict]:
         if path.exists() and cards.card_path(path).exists():
             found[name] = cards.read_card(path)
     return found
+
+
+def what_the_page_runs(task: str) -> str:
+    """Which models the task's page runs, read from its card (core.cards.DEFAULT_MODELS)."""
+    card = cards.read_card(cards.DEFAULT_MODELS[task])
+    if task == "song":
+        return (f"the Song page runs the mean of {card['members']['count']} networks of the default's recipe "
+                f"(seeds {card['members']['seeds']}, models/song/ensemble.keras), and the default's fold "
+                "models for the spread")
+    members = ", ".join(m["name"] for m in card["members"])
+    mirror = ", each with its mirror image" if card.get("mirror_average") else ""
+    return f"the Face page runs the ensemble of {members}{mirror} (models/face/ensemble.json)"

@@ -21,8 +21,8 @@ import weakref
 import cv2
 import numpy as np
 
-from core.datasets import EXPRESSIONS
-from core.faces import FACE_SIZE_PX, Face, crop_faces
+from core.face.data import EXPRESSIONS
+from core.face.detect import FACE_SIZE_PX, Face, crop_faces
 
 OVERLAY_SIZE_PX = 192  # the face and its heat map are shown at 4x
 
@@ -121,8 +121,8 @@ def face_heat_maps(scorer, crops: np.ndarray, class_index) -> np.ndarray:
     """Where `scorer` looked on each face for the class it is shown with: (n, 48, 48, 1) crops and
     (n,) class indices -> (n, 48, 48) in [0, 1].
 
-    scorer: a `core.predict.ModelRunner` (Grad-CAM of its model), or a
-    `core.face_ensemble.FaceEnsemble`: the mean of its members' maps, each also computed on the
+    scorer: a `core.runner.ModelRunner` (Grad-CAM of its model), or a
+    `core.face.ensemble.FaceEnsemble`: the mean of its members' maps, each also computed on the
     mirrored face and mirrored back when the ensemble mirrors, so the map explains what it averages.
     """
     members = getattr(scorer, "members", None)
@@ -154,7 +154,7 @@ def overlay(face: np.ndarray, heat: np.ndarray, size_px: int = OVERLAY_SIZE_PX, 
 
 
 def face_overlay(scorer, crop: np.ndarray, label: str) -> np.ndarray:
-    """Where `scorer` looked on one (48, 48, 1) crop for `label` (one of core.datasets.EXPRESSIONS),
+    """Where `scorer` looked on one (48, 48, 1) crop for `label` (one of core.face.data.EXPRESSIONS),
     laid over the crop -> (OVERLAY_SIZE_PX, OVERLAY_SIZE_PX, 3) uint8 RGB."""
     heat = face_heat_maps(scorer, np.asarray(crop, np.float32)[None], [EXPRESSIONS.index(label)])[0]
     return overlay(crop, heat)

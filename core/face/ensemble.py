@@ -1,10 +1,10 @@
 """What the Face page runs: several face CNNs of the zoo, each on the face and on its mirror image,
 their probabilities averaged.
 
-    python -m core.face_ensemble measure --data FILE.npz
+    python -m core.face.ensemble measure --data FILE.npz
         every zoo model alone, with the mirror average, and every ensemble of them (with and
         without mirror) on PublicTest (usage 1): one JSON line each, best accuracy first.
-    python -m core.face_ensemble card --data FILE.npz --members default,dropout_0.0 [--no-mirror]
+    python -m core.face.ensemble card --data FILE.npz --members default,dropout_0.0 [--no-mirror]
         writes models/face/ensemble.json: the members with their SHA-256, the mirror average, the
         PublicTest metrics of exactly what `FaceEnsemble` computes, and the latency here.
 
@@ -26,13 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from core import cards, datasets, faces, metrics
-from core.datasets import EXPRESSIONS
+from core.face.data import FER_PUBLIC_TEST, load_fer
+from core import cards, metrics
+from core.face import detect as faces
+from core.face.data import EXPRESSIONS
 from core.errors import ModelFileError
-from core.predict import ModelRunner
-from core.variants import ZOO, model_path
+from core.runner import ModelRunner, batched
+from core.variants.zoo import ZOO, model_path
 
-ENSEMBLE_CARD = cards.MODELS_DIR / "face" / "ensemble.json"
+ENSEMBLE_CARD = cards.DEFAULT_MODELS["face"]
 BATCH = 256  # faces per call when scoring a data set
 
 
@@ -64,7 +66,7 @@ class FaceEnsemble:
             card = json.loads(card_path.read_text())
         except FileNotFoundError:
             raise ModelFileError(f"The ensemble card {card_path} is missing: write it with "
-                                 "`python -m core.face_ensemble card`.")
+                                 "`python -m core.face.ensemble card`.")
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ModelFileError(f"The ensemble card {card_path} is not valid JSON ({e}).")
         try:
@@ -77,7 +79,7 @@ class FaceEnsemble:
             runner = ModelRunner.load(path)
             if runner.card["model_file"]["sha256"] != sha256:
                 raise ModelFileError(f"The model file {path} is not the one the ensemble card {card_path} "
-                                     "measured: write the card again with `python -m core.face_ensemble card`.")
+                                     "measured: write the card again with `python -m core.face.ensemble card`.")
             members[name] = runner
         if not members:
             raise ModelFileError(f"The ensemble card {card_path} lists no members.")
@@ -98,15 +100,11 @@ class FaceEnsemble:
 
 def public_test(data_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """PublicTest (usage 1) faces (n, 48, 48, 1) float32 and labels (n,)."""
-    data = datasets.load_fer(data_path)
-    rows = data.usage == datasets.FER_PUBLIC_TEST
+    data = load_fer(data_path)
+    rows = data.usage == FER_PUBLIC_TEST
     if not rows.any():
         raise ValueError(f"{data_path} has no PublicTest (usage 1) rows")
     return data.pixels[rows][..., None].astype(np.float32), data.label[rows].astype(int)
-
-
-def batched(scorer, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
-    return np.concatenate([scorer(x[i:i + batch]) for i in range(0, len(x), batch)])
 
 
 def zoo_probabilities(x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
@@ -215,8 +213,8 @@ def write_card(data_path: Path, members: list[str], mirror: bool, out: Path = EN
     x, labels = public_test(data_path)
     validation = metrics.classification_metrics(labels, batched(ensemble, x), EXPRESSIONS)
     selection = selection_check(labels, zoo_probabilities(x, list(ZOO["face"])), members, mirror)
-    data = datasets.load_fer(data_path)
-    frame = one_face_frame(one_detectable_face(data.pixels[data.usage == datasets.FER_PUBLIC_TEST][:200]))
+    data = load_fer(data_path)
+    frame = one_face_frame(one_detectable_face(data.pixels[data.usage == FER_PUBLIC_TEST][:200]))
     latency = {**frame_latency_ms(ensemble, frame, repeats), "machine": cards.machine_description(),
                "load_average_1min": round(os.getloadavg()[0], 2),
                "frame": "640x480 grey, one PublicTest face upscaled to 100 px"}
@@ -239,7 +237,7 @@ def write_card(data_path: Path, members: list[str], mirror: bool, out: Path = EN
         "validation": validation,
         "selection": selection,
         "latency": latency,
-        "command": "python -m core.face_ensemble card --data " + str(data_path) + " --members "
+        "command": "python -m core.face.ensemble card --data " + str(data_path) + " --members "
                    + ",".join(members) + ("" if mirror else " --no-mirror"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -248,7 +246,7 @@ def write_card(data_path: Path, members: list[str], mirror: bool, out: Path = EN
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.face_ensemble", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m core.face.ensemble", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["measure", "card"])
     parser.add_argument("--data", required=True, type=Path)
