@@ -23,7 +23,6 @@ that is whichever page script Streamlit is running at that moment.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pickle
 import queue
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import importlib
+from core import patches
 from core.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,23 +212,6 @@ class WorkerPool:
             worker.stop()
 
 
-def _keep_freed_memory() -> None:
-    """glibc hands a freed block over its mmap threshold straight back to the system, so each song's
-    arrays came as new pages again: 3,500 page faults (14 MB) per 30-s clip, and 41 ms of CPU time
-    against 30-37 ms with the settings below (20 demo clips in a worker, scratch measurement).
-    Arrays up to 32 MB now come from the heap, and the heap keeps up to 256 MB of free memory: a
-    worker's RSS stays at its largest song's. Elsewhere than glibc, nothing changes."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)  # glibc's upper limit on 64-bit
-    libc.mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
-
-
 def _limit_memory(added_mb: int) -> None:
     """From now on this process's address space may grow by at most added_mb: an allocation over it
     fails (MemoryError in Python, a failed decode in OpenCV) instead of swelling the machine."""
@@ -242,7 +225,7 @@ def serve(options: list[str]) -> None:
     """A worker's life: answer calls from stdin on stdout until stdin closes.
 
     options: `--prepare=MODULE:FUNCTION` (called once before the first request: the task's imports
-    and warm-up), `--keep-freed-memory` (see _keep_freed_memory), `--memory-mb=N` (see _limit_memory)."""
+    and warm-up), `--keep-freed-memory` (see core.patches.keep_freed_memory), `--memory-mb=N` (see _limit_memory)."""
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library's print goes to stderr, not into a reply
     requests = sys.stdin.buffer
@@ -251,7 +234,7 @@ def serve(options: list[str]) -> None:
             module, _, function = option.removeprefix("--prepare=").partition(":")
             getattr(importlib.import_module(module), function)()
         elif option == "--keep-freed-memory":
-            _keep_freed_memory()
+            patches.keep_freed_memory()
         elif option.startswith("--memory-mb="):
             _limit_memory(int(option.removeprefix("--memory-mb=")))
     _send(replies, "ready")

