@@ -44,15 +44,14 @@ ROOT = Path(__file__).resolve().parent.parent
 _LENGTH = struct.Struct("<Q")  # each message: its length in bytes, then a pickle
 # The longest a worker may take over one file before it is stopped: a decoder that loops for ever
 # on a hostile file must not hold a worker, and its person's wait, for as long as the server runs.
-# The longest song allowed, 15 minutes (a 44.1-kHz stereo wav), took 1.1 to 1.6 s in a worker on
-# the 2-core development machine: this leaves a margin of about forty times, for a loaded machine.
+# Many times what the longest song allowed takes in a worker (docs/performance.md), for a loaded machine.
 ANSWER_TIMEOUT_S = 60.0
 
 
 # Each worker computes on one thread: the workers side by side are the parallelism. OpenBLAS's
-# threads (the log-mel's one matrix product) spin while they wait for work: with them a 30-s clip
-# cost a worker 97 ms of CPU time for 24 ms of work (scratch measurement, 2 CPUs). Read as the
-# libraries load, so given in the worker's environment.
+# threads (the log-mel's one matrix product) spin while they wait for work, costing a worker several
+# times its work in CPU time (docs/performance.md). Read as the libraries load, so given in the
+# worker's environment.
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

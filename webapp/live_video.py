@@ -87,8 +87,7 @@ def _timeline(live: LiveFaces, playing: bool) -> None:
         st.info("Start the video: the chart of the last 30 seconds fills as frames come in.")
         if not live.timeline.frames and not snapshots:
             # Nothing to chart, keep or download yet. Every run of the Face page runs this (a photo's
-            # too): without the empty chart and disabled buttons a page opening's run takes about 6 ms
-            # of CPU time instead of 8 to 9 (docs/performance.md).
+            # too), so an idle tab draws nothing: less CPU time a page run (docs/performance.md).
             return
     st.plotly_chart(plots.expression_timeline(times, probabilities, EXPRESSIONS), key="live_timeline")
     left, right = st.columns(2)

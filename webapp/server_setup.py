@@ -49,9 +49,8 @@ def tensorflow_threads() -> None:
     (`analysis_slot`); inside one operation more threads only added hand-overs and spinning (more CPU
     time for no less wall time; docs/performance.md). Between operations one thread per CPU lets two
     sessions' model calls run side by side, and musicnn's five front-end branches too: with a single
-    inter-op thread, 8 threads calling musicnn at once took 35.7 ms a call, as long as one thread
-    alone (the calls queued on that thread); with 2 it is 18.1 ms, for the same 35.7 ms of CPU time
-    (2 CPUs, scratch measurement). TensorFlow reads these when it starts, so this must run before a
+    inter-op thread, calls from several sessions queue on that one thread (docs/performance.md).
+    TensorFlow reads these when it starts, so this must run before a
     page loads a model: `streamlit_app.py` calls it first."""
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(os.cpu_count() or 1))

@@ -193,7 +193,7 @@ def _a_detector():
 
 def prepare_detectors() -> None:
     """Make the whole pool now, one detector per CPU, so that nobody's photo waits while one is
-    made (the first takes seconds, with TensorFlow Lite's start; each further one about 50 ms)."""
+    made (the first waits for TensorFlow Lite's start; docs/performance.md)."""
     with contextlib.ExitStack() as holding:  # hold each one: the next is then a new one
         for _ in range(MAX_DETECTORS):
             holding.enter_context(_a_detector())

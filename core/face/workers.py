@@ -10,8 +10,8 @@ from core.errors import InputError
 from core.face import detect
 from core.workers import WorkerPool
 
-# The slowest pictures allowed took 0.7 to 3.2 s in a worker (8000x8000: a grey png, a progressive
-# colour JPEG, a 16-bit RGBA png) on the 2-core development machine: a margin of six times or more.
+# Several times the slowest picture allowed (8000x8000 grey png, progressive JPEG, 16-bit RGBA png),
+# so a loaded machine still finishes it: the timings are in docs/performance.md.
 PICTURE_TIMEOUT_S = 20.0
 # What a picture worker may add to its address space while decoding: 8000x8000 16-bit RGBA pixels
 # are 512 MB, and their 8-bit BGR copy 192 MB more.

@@ -6,9 +6,9 @@ probabilities (`musicnn.Musicnn.embeddings`, (p, 250)) -> windows of WINDOW_PATC
 patches (30 s), each one input of the song CRNN. Training (core.train) computes its inputs from the
 data set's audio with these same functions.
 
-A song longer than MAX_PATCHES patches gets MAX_PATCHES patches spread evenly over it (musicnn, on
-its live filters, costs about 4 ms of CPU time a patch here): every patch of a song of up to 3 min
-11 s, fewer past that.
+A song longer than MAX_PATCHES patches gets MAX_PATCHES patches spread evenly over it, which bounds
+musicnn's work a song (its cost a patch: docs/song_model.md): every patch of a song of up to
+MAX_PATCHES x 2.99 s, fewer past that.
 """
 
 from __future__ import annotations

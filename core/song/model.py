@@ -10,8 +10,8 @@ with MaxPooling1D(2) and Dropout(0.3), LSTM(128, return_sequences=True), a Dense
 
 The default summarises the LSTM's sequence with global average pooling (the seed's Pattern 3)
 rather than a second LSTM(64) that returns its last step (Pattern 1, `summary="lstm"`): on the
-764 songs the stacked-LSTM model reached a validation valence r of about 0.1-0.2, below the
-ridge baseline, where the pooled one reached about 0.38 (experiments of 2026-11-22, same split).
+764 songs the stacked-LSTM model fell below the ridge baseline, where the pooled one beat it
+(docs/song_model.md; the zoo's `last_lstm` variant is that choice, with its interval and verdict).
 """
 
 from __future__ import annotations

@@ -240,8 +240,7 @@ def prune_dead_filters(model):
     first mid-end convolution. Such a filter's output is the same number at every frame and band:
     batch_norm(relu(bias)), also after pooling over frequency. The pruned model computes the live
     filters and adds the dead ones' constants back, so it gives the same outputs up to float32
-    rounding (tests/test_musicnn.py) for 4.7 times less CPU time a patch (38 ms against 181 ms for
-    10 patches on 2 CPUs)."""
+    rounding (tests/test_musicnn.py) for much less CPU time a patch (docs/song_model.md)."""
     live = {}
     for conv in CONV_BATCH_NORMS:
         kernel = model.get_layer(conv).get_weights()[0]
@@ -307,7 +306,7 @@ class Musicnn:
         import tensorflow as tf
 
         self.model, self.card = model, card
-        self.pruned = prune_dead_filters(model)  # the same outputs, 4.7 times less CPU time (its docstring)
+        self.pruned = prune_dead_filters(model)  # the same outputs for less CPU time (its docstring)
         spec = tf.TensorSpec((None, PATCH_FRAMES, N_MELS), tf.float32)
         self._infer = tf.function(lambda x: self.pruned(x, training=False), input_signature=[spec], autograph=False)
 
