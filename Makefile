@@ -44,14 +44,17 @@ chromium:
 	  echo "warning: Chromium could not be installed: the browser tests will skip"; \
 	fi
 
+# The two latency benchmarks; each writes its report to bench/results/, which `make docs` renders.
 bench: $(VENV)/.app-installed
-	$(BIN)/python bench/song_latency.py
-	$(BIN)/python bench/face_latency.py
+	$(BIN)/python -m bench.song_latency
+	$(BIN)/python -m bench.face_latency
+	$(BIN)/python -m bench.docs
 
-# Regenerate every number in README.md and docs/ from the model cards and fresh benchmark runs
-# (`make docs ARGS=--no-bench`: the model tables only).
+# Regenerate every number in README.md and docs/ from the model cards and the benchmarks' JSON
+# reports in bench/results/ (measures nothing; `make docs ARGS=--run=all` reruns every benchmark
+# first, `ARGS=--no-bench` writes the model tables only).
 docs readme: $(VENV)/.app-installed
-	$(BIN)/python bench/update_readme.py $(ARGS)
+	$(BIN)/python -m bench.docs $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-output

@@ -1,6 +1,6 @@
 """From a fresh server to a usable page, in a real browser.
 
-    .venv/bin/python bench/cold_start.py [--pages song_mood,compare_variants] [--runs 1]
+    python -m bench.cold_start [--pages song_mood,compare_variants] [--runs 1] [--json PATH]
 
 For each page and run: start `streamlit run streamlit_app.py` on a free localhost port (a fresh
 process: nothing loaded), open the page in Debian's Chromium at once, and time
@@ -18,19 +18,17 @@ Goal (issue "Live"): usable within 10 s. Times are from the start of `streamlit 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.conftest import music_like, wav_bytes  # noqa: E402
-from tests.live_server import LiveServer  # noqa: E402
+from bench.common import Report, add_report_option
+from tests.conftest import music_like, wav_bytes
+from tests.live_server import LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 180_000
+GOAL_USABLE_S = 10.0
 USABLE = {
     "song_mood": '[data-testid="stFileUploader"]',
     "face_expression": '[data-testid="stTabs"]',
@@ -83,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", default="song_mood,face_expression,compare_variants")
     parser.add_argument("--runs", type=int, default=1)
+    add_report_option(parser, "cold_start")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -94,13 +93,15 @@ def main() -> None:
             for name in args.pages.split(","):
                 rows.append(one_run(browser, name, Path(tmp)))
         browser.close()
-    print("| page | server up s | title s | usable s | ready s | first result s (after ready) | goal usable <= 10 s |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        first = "" if r["first result s"] is None else f"{r['first result s']:.1f}"
-        print(f"| {r['page']} | {r['server up s']:.1f} | {r['title s']:.1f} | {r['usable s']:.1f} | "
-              f"{r['ready s']:.1f} | {first} | "
-              f"{'met' if r['usable s'] <= 10 else 'NOT met'} |")
+    with Report("cold_start", args.json) as report:
+        report.figures.update({"goal_usable_s": GOAL_USABLE_S, "runs": rows})
+        print("| page | server up s | title s | usable s | ready s | first result s (after ready) | goal usable <= 10 s |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            r["goal_met"] = r["usable s"] <= GOAL_USABLE_S
+            first = "" if r["first result s"] is None else f"{r['first result s']:.1f}"
+            print(f"| {r['page']} | {r['server up s']:.1f} | {r['title s']:.1f} | {r['usable s']:.1f} | "
+                  f"{r['ready s']:.1f} | {first} | {'met' if r['goal_met'] else 'NOT met'} |")
 
 
 if __name__ == "__main__":

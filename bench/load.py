@@ -1,11 +1,11 @@
 """Many people at once: N sessions upload a song or a photo together and wait for the result.
 
-    .venv/bin/python bench/load.py                       # N = 1, 4, 8; songs and photos; 3 rounds each
-    .venv/bin/python bench/load.py --sessions 1,8 --tasks face --rounds 5
-    .venv/bin/python bench/load.py --clients browser     # one Chromium context per person instead
-    .venv/bin/python bench/load.py --clients probe --rounds 10   # one person in Chromium, the rest ws
-    .venv/bin/python bench/load.py --in-a-row 200        # one session, 200 analyses: server RSS growth
-    .venv/bin/python bench/load.py --in-a-row 200 --keep-files --wait-after-close 150
+    python -m bench.load                       # N = 1, 4, 8; songs and photos; 3 rounds each
+    python -m bench.load --sessions 1,8 --tasks face --rounds 5
+    python -m bench.load --clients browser     # one Chromium context per person instead
+    python -m bench.load --clients probe --rounds 10   # one person in Chromium, the rest ws
+    python -m bench.load --in-a-row 200        # one session, 200 analyses: server RSS growth
+    python -m bench.load --in-a-row 200 --keep-files --wait-after-close 150
                                         # ... each upload added to the ones before; RSS once the session is gone
 
 Starts `streamlit run streamlit_app.py` on a free localhost port. Each person is one Streamlit
@@ -15,8 +15,8 @@ session on their page:
   uploader's new state, reads the page's elements and fetches the face picture, as a browser tab
   does, but draws nothing. This measures the server: a person's browser draws on their own machine.
 - `--clients browser`: Debian's Chromium through Playwright, one browser context per person. On a
-  small machine the browsers' drawing takes most of the CPU (measured: Chromium about three times
-  the server's CPU time), so this measures mostly the browsers.
+  small machine the browsers' drawing takes most of the CPU (docs/performance.md), so this
+  measures mostly the browsers.
 - `--clients probe`: person 0 in Chromium, the other N - 1 websocket clients: what one person sees
   in their own browser while N - 1 others use the server at the same moment.
 Every session first opens its page; when all are ready they upload at the same moment, each a
@@ -42,6 +42,9 @@ much of that window no scheduling used: the verdict line's "busy" share, and the
 
 Goals: no errors or lost results at N = 8; p95 at N = 8 under 4x p95 at N = 1; in a row, RSS after
 the last analysis at most 10% above RSS after the first 20.
+
+The report (--json, by default bench/results/load.json, or load_in_a_row.json with --in-a-row) holds
+the printed summary and every round's figures.
 """
 
 from __future__ import annotations
@@ -49,7 +52,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import re
@@ -64,12 +66,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.conftest import FER_FILE, MUSIC_DIR, music_like, wav_bytes  # noqa: E402
-from tests.live_server import LiveServer  # noqa: E402
-from tests.streamlit_client import SessionClient  # noqa: E402
+from bench.common import (CLIPS_DIR, FER_FILE, RESULTS_DIR, ROOT, Report, face_in_frame, fer_faces,
+                          load_average)
+from tests.conftest import music_like, wav_bytes
+from tests.live_server import LiveServer
+from tests.streamlit_client import SessionClient
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -79,28 +80,23 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PAGES = {"song": ("song_mood", "Song mood"), "face": ("face_expression", "Face expression")}
 # The caption of the Face page's result picture: "1 face found, ...", "3 faces found, ...".
 FACE_RESULT = re.compile(r"\b\d+ faces? found\b")
-OUT = ROOT / "test-output"
+OUT = ROOT / "test-output"  # screenshots of lost results
 
 
 # ---------------------------------------------------------------- inputs
 
 def song_input(i: int = 0) -> tuple[bytes, str]:
     """A real 30-s mp3 demo clip (the i-th, round the list), else a generated 30-s wav (seeded by i)."""
-    clips = sorted((MUSIC_DIR / "clips").glob("*.mp3"))
+    clips = sorted(CLIPS_DIR.glob("*.mp3"))
     if clips:
         return clips[i % len(clips)].read_bytes(), "audio/mpeg"
     return wav_bytes(music_like(30.0, seed=i), 22050), "audio/wav"
 
 
 def photo_input() -> bytes:
-    """640x480, one FER2013 PublicTest face at 200 px (a mid-grey square without ../shared)."""
-    frame = np.full((480, 640), 128, np.uint8)
-    face = np.full((48, 48), 90, np.uint8)
-    if FER_FILE.exists():
-        with np.load(FER_FILE) as npz:
-            face = npz["pixels"][np.flatnonzero(npz["usage"] == 1)[1]]
-    frame[140:340, 220:420] = cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC)
-    return cv2.imencode(".png", frame)[1].tobytes()
+    """640x480, one FER2013 PublicTest face at 200 px, centred (a mid-grey square without ../shared)."""
+    face = fer_faces(1, start=1)[0] if FER_FILE.exists() else np.full((48, 48), 90, np.uint8)
+    return cv2.imencode(".png", face_in_frame(face, 200, bgr=False))[1].tobytes()
 
 
 def varied_song(i: int) -> bytes:
@@ -531,7 +527,7 @@ def summary_line(record: Round) -> str:
     return "\n".join(lines)
 
 
-def report(rounds: list[Round], server: LiveServer, clients: str) -> dict:
+def report_rounds(rounds: list[Round], server: LiveServer, clients: str) -> dict:
     print()
     print("| task | N | client | results | median s | p95 s | arrived median s | arrived p95 s | errors | lost | "
           "server peak RSS MiB | server CPU s per session | of it, after the upload |")
@@ -591,7 +587,7 @@ async def remove_uploads(page, timeout_ms: float) -> None:
         await page.locator(chips).first.click()
         await page.wait_for_function(f"() => document.querySelectorAll('{chips}').length < {n}", timeout=timeout_ms)
     # Upload only once the page shows it has no file: a file chosen while the removal's rerun is on
-    # its way can be dropped by it (seen here about once in 30 photos).
+    # its way can be dropped by it (seen in this bench's runs).
     await page.locator('[data-testid="stMain"]').get_by_text(re.compile(r"^No (song|picture) yet")).wait_for(
         state="visible", timeout=timeout_ms)
     await wait_idle(page, timeout_ms)
@@ -657,35 +653,39 @@ def main() -> int:
     parser.add_argument("--summary", action="store_true", help="only the results table (and any failure)")
     parser.add_argument("--wait-after-close", type=float, default=0,
                         help="in a row: then close the sessions, wait this many seconds and read RSS again")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="write the report here (default: bench/results/load.json, or load_in_a_row.json "
+                             "with --in-a-row)")
     args = parser.parse_args()
+    json_path = args.json or RESULTS_DIR / ("load_in_a_row.json" if args.in_a_row else "load.json")
     args.sessions = [int(n) for n in args.sessions.split(",")]
     args.tasks = args.tasks.split(",")
     if args.clients != "ws" and not CHROMIUM.exists():
         print(f"error: {CHROMIUM} is missing: apt-get install -y chromium", file=sys.stderr)
         return 2
     OUT.mkdir(exist_ok=True)
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; clients: {args.clients}",
-          flush=True)
-    with tempfile.TemporaryDirectory(prefix="moodlens-load-") as log_dir:
-        server = LiveServer(Path(log_dir) / "streamlit.log")
-        sampler = RssSampler(server.pid)
-        if not args.summary:
-            print(f"server pid {server.pid} on {server.url}, RSS {rss_mib(server.pid):.0f} MiB", flush=True)
-        try:
-            if args.in_a_row:
-                result = asyncio.run(run_in_a_row(args, server))
-                (OUT / "load_in_a_row.json").write_text(json.dumps(result, indent=1))
-            else:
-                rounds = asyncio.run(run_load(args, server, sampler))
-                verdicts = report(rounds, server, args.clients)
-                (OUT / "load.json").write_text(json.dumps(
-                    {"clients": args.clients, "rounds": [asdict(r) | {"figures": [round_figures(r, c) for c in clients_of(r)]} for r in rounds],
-                     "verdicts": verdicts,
-                     "server_vmhwm_mib": hwm_mib(server.pid)}, indent=1))
-        finally:
-            sampler.stop()
-            print(f"load average at end {os.getloadavg()[0]:.1f}", flush=True)
-            server.stop()
+    with Report("load", json_path) as report:
+        print(f"machine: {os.cpu_count()} CPUs, load average {load_average():.1f} at start; clients: {args.clients}",
+              flush=True)
+        with tempfile.TemporaryDirectory(prefix="moodlens-load-") as log_dir:
+            server = LiveServer(Path(log_dir) / "streamlit.log")
+            sampler = RssSampler(server.pid)
+            if not args.summary:
+                print(f"server pid {server.pid} on {server.url}, RSS {rss_mib(server.pid):.0f} MiB", flush=True)
+            try:
+                if args.in_a_row:
+                    report.figures = asyncio.run(run_in_a_row(args, server))
+                else:
+                    rounds = asyncio.run(run_load(args, server, sampler))
+                    verdicts = report_rounds(rounds, server, args.clients)
+                    report.figures = {
+                        "clients": args.clients, "verdicts": verdicts, "server_vmhwm_mib": hwm_mib(server.pid),
+                        "rounds": [asdict(r) | {"figures": [round_figures(r, c) for c in clients_of(r)]}
+                                   for r in rounds]}
+            finally:
+                sampler.stop()
+                print(f"load average at end {load_average():.1f}", flush=True)
+                server.stop()
     return 0
 
 

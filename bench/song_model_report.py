@@ -1,12 +1,13 @@
 """Write docs/song_model.md: the song model's cross-validation, ablation and zoo from the cards, and
 fresh measurements of its speed, of sparser patches, of mp3 against Opus and of 8 people at once.
 
-    .venv/bin/python bench/song_model_report.py [--cache DIR] [--no-bench] [--repeats 5]
+    python -m bench.song_model_report [--cache DIR] [--no-bench] [--repeats 5]
 
 Every number in docs/song_model.md comes from here: the tables are read from models/song/*.json
 (written by `python -m core.train song`), the rest is measured when this runs. --cache is the
 folder `core.train --cache` used (the songs' musicnn embeddings); without it they are computed
-again from ../shared/data/music/songs (about 10 minutes on 2 cores).
+again from ../shared/data/music/songs (musicnn on every song: slow on a CPU). The load section
+runs `python -m bench.load` and renders its JSON reports.
 """
 
 from __future__ import annotations
@@ -14,44 +15,36 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from bench.common import MUSIC_DIR as MUSIC
+from bench.common import ROOT, demo_clip, run_bench, three_minute_mp3
+from core import cards, metrics
+from core.metrics import METRICS
+from core.splits import stratified_folds
+from core.variants.zoo import ZOO, model_path
 
-from core import cards, metrics  # noqa: E402
-from core.variants import ZOO, model_path  # noqa: E402
-
-MUSIC = ROOT.parent / "shared" / "data" / "music"
 DOC = ROOT / "docs" / "song_model.md"
-TARGETS = (("valence r", ("valence", "r"), 0.66), ("arousal r", ("arousal", "r"), 0.72),
-           ("valence CCC", ("valence", "ccc"), 0.6), ("quadrant accuracy", ("quadrant_accuracy",), 0.72))
-COLUMNS = (("valence r", ("valence", "r")), ("arousal r", ("arousal", "r")), ("valence CCC", ("valence", "ccc")),
-           ("arousal CCC", ("arousal", "ccc")), ("quadrant acc.", ("quadrant_accuracy",)))
-
-
-def _dig(d: dict, path: tuple[str, ...]):
-    for key in path:
-        d = d[key]
-    return d
+COLUMNS = METRICS["song"]
+# Issue 13's targets for the cross-validated means, by metric key.
+TARGETS = {"valence_r": 0.66, "arousal_r": 0.72, "valence_ccc": 0.6, "quadrant_accuracy": 0.72}
 
 
 def _mean_sd(mean: dict, sd: dict) -> str:
-    return " | ".join(f"{_dig(mean, p):.3f} ± {_dig(sd, p):.3f}" for _, p in COLUMNS)
+    # 3 decimals for every figure, shares too, as these tables have always shown them.
+    return " | ".join(f"{m.of(mean):.3f} ± {m.of(sd):.3f}" for m in COLUMNS)
 
 
 def _header(first: str) -> str:
-    return (f"| {first} | " + " | ".join(c for c, _ in COLUMNS) + " |\n|---|" + "--:|" * len(COLUMNS) + "\n")
+    return (f"| {first} | " + " | ".join(m.label for m in COLUMNS) + " |\n|---|" + "--:|" * len(COLUMNS) + "\n")
 
 
 def folds_table(card: dict) -> str:
     cv = card["cross_validation"]
-    rows = [f"| fold {k} ({f['n']} songs) | " + " | ".join(f"{_dig(f, p):.3f}" for _, p in COLUMNS) + " |"
+    rows = [f"| fold {k} ({f['n']} songs) | " + " | ".join(f"{m.of(f):.3f}" for m in COLUMNS) + " |"
             for k, f in enumerate(cv["per_fold"])]
     rows.append("| **mean ± sd** | " + _mean_sd(cv["mean"], cv["sd"]) + " |")
     return _header("fold") + "\n".join(rows)
@@ -60,10 +53,11 @@ def folds_table(card: dict) -> str:
 def targets_lines(card: dict) -> str:
     mean = card["cross_validation"]["mean"]
     ridge = next((r for r in card.get("ablation", []) if r["name"] == "ridge on musicnn embeddings"), None)
-    lines = [f"- {name} ≥ {goal}: {_dig(mean, p):.3f} — {'met' if _dig(mean, p) >= goal else 'NOT met'}"
-             for name, p, goal in TARGETS]
+    goals = [(m, TARGETS[m.key]) for m in COLUMNS if m.key in TARGETS]
+    lines = [f"- {m.label} ≥ {goal}: {m.of(mean):.3f} — {'met' if m.of(mean) >= goal else 'NOT met'}"
+             for m, goal in goals]
     if ridge:
-        better = [name for name, p in COLUMNS if _dig(mean, p) > _dig(ridge["mean"], p)]
+        better = [m.label for m in COLUMNS if m.of(mean) > m.of(ridge["mean"])]
         lines.append(f"- beats the ridge on musicnn embeddings on the same folds: on {len(better)} of "
                      f"{len(COLUMNS)} figures ({', '.join(better) or 'none'})")
     return "\n".join(lines)
@@ -71,7 +65,7 @@ def targets_lines(card: dict) -> str:
 
 def ablation_table(card: dict) -> str:
     rows = [f"| {r['name']} | {r['features']} | " + _mean_sd(r["mean"], r["sd"]) + " |" for r in card["ablation"]]
-    return ("| model | input | " + " | ".join(c for c, _ in COLUMNS) + " |\n|---|---|" + "--:|" * len(COLUMNS)
+    return ("| model | input | " + " | ".join(m.label for m in COLUMNS) + " |\n|---|---|" + "--:|" * len(COLUMNS)
             + "\n" + "\n".join(rows))
 
 
@@ -89,21 +83,18 @@ def zoo_table() -> str:
             continue
         cv = card["cross_validation"]
         rows.append(f"| {name} | {change or '(the default)'} | " + _mean_sd(cv["mean"], cv["sd"]) + " |")
-    return ("| variant | change | " + " | ".join(c for c, _ in COLUMNS) + " |\n|---|---|" + "--:|" * len(COLUMNS)
+    return ("| variant | change | " + " | ".join(m.label for m in COLUMNS) + " |\n|---|---|" + "--:|" * len(COLUMNS)
             + "\n" + "\n".join(rows))
 
 
 def latency(repeats: int) -> str:
-    sys.path.insert(0, str(ROOT / "bench"))
-    from song_latency import three_minute_mp3  # noqa: E402
-
-    from core import song_features
-    from core.predict import ModelRunner, predict_song
+    from core.song import features as song_features
+    from core.runner import ModelRunner
+    from core.song.predict import predict_song
 
     runner = ModelRunner.load(cards.DEFAULT_MODELS["song"])
     song, source = three_minute_mp3()
-    clips = sorted((MUSIC / "clips").glob("*.mp3"))
-    clip = clips[0].read_bytes() if clips else song[:len(song) // 6]
+    clip = demo_clip(song[:len(song) // 6])
     predict_song(runner, clip)  # loads and traces musicnn and the CRNN
     wall = {"clip": [], "song": []}
     for _ in range(repeats):
@@ -112,7 +103,7 @@ def latency(repeats: int) -> str:
             predict_song(runner, data)
             wall[name].append(time.perf_counter() - start)
     _, _, patches = song_features.song_patches(song)
-    return (f"Bytes → finished result in this process (`core.predict.predict_song`: decoding, musicnn's "
+    return (f"Bytes → finished result in this process (`core.song.predict.predict_song`: decoding, musicnn's "
             f"log-mel, musicnn on every patch, the CRNN), median of {repeats} runs, load average "
             f"{os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs:\n\n"
             f"| input | patches | median | goal |\n|---|--:|--:|--:|\n"
@@ -121,18 +112,19 @@ def latency(repeats: int) -> str:
             f"{statistics.median(wall['song']):.2f} s | ≤ 3 s |\n\n"
             f"A song longer than {song_features.MAX_PATCHES} patches ({song_features.MAX_PATCHES * 2.992 / 60:.1f} "
             f"min) gets {song_features.MAX_PATCHES} patches spread over it, so its cost stays that of a "
-            f"{song_features.MAX_PATCHES}-patch song. `bench/song_latency.py` splits the 3-minute time into "
+            f"{song_features.MAX_PATCHES}-patch song. `python -m bench.song_latency` splits the 3-minute time into "
             "its stages.")
 
 
 def sparser_patches(cache: Path | None) -> str:
     """What spreading fewer patches over a song costs: the fold models on their held-out songs
     with every patch, every other patch, and every third (as a long song's budget spreads them)."""
-    from core import datasets, train
+    from core.song.crossval import fold_summary
+    from core.song.train import song_training_data
 
     card = cards.read_card(model_path("song", "default"))  # the single network: its fold models
-    data = train.song_training_data(MUSIC, cache)
-    folds = datasets.stratified_folds(data["quadrant"], card["split"]["folds"], card["split"]["seed"])
+    data = song_training_data(MUSIC, cache)
+    folds = stratified_folds(data["quadrant"], card["split"]["folds"], card["split"]["seed"])
     x, n = data["embeddings"][0], data["n_patches"][0]
     results = {}
     for step in (1, 2, 3):
@@ -144,7 +136,7 @@ def sparser_patches(cache: Path | None) -> str:
                 pred[i] = model.predict_on_batch(x[i:i + 1, :max(int(n[i]), 1):step].astype(np.float32))[0]
         per_fold = [metrics.song_metrics(data["targets"][folds == k], pred[folds == k])
                     for k in range(card["split"]["folds"])]
-        results[step] = train.fold_summary(per_fold)
+        results[step] = fold_summary(per_fold)
     rows = [f"| every {'' if s == 1 else ('other ' if s == 2 else 'third ')}patch ({'10' if s == 1 else ('5' if s == 2 else '4')} "
             f"of a 30-s clip's 10) | " + _mean_sd(r["mean"], r["sd"]) + " |" for s, r in results.items()]
     return ("The single network's 5 fold models on their held-out songs (the same folds), each song's patches thinned "
@@ -155,7 +147,8 @@ def codec_check() -> str:
     """The 20 demo clips: the original mp3 against its Opus twin in songs/ (what the model trained on)."""
     import csv
 
-    from core.predict import ModelRunner, predict_song
+    from core.runner import ModelRunner
+    from core.song.predict import predict_song
 
     runner = ModelRunner.load(cards.DEFAULT_MODELS["song"])
     with open(MUSIC / "clips" / "clips.csv", newline="") as f:
@@ -185,7 +178,8 @@ def musicnn_batching(songs: int = 8, repeats: int = 10) -> tuple[str, float]:
     """musicnn's CPU time on `songs` demo clips' patches, one call per song against one call for
     all of them: whether a song would cost less CPU when many are analysed together. -> (the
     paragraph, the batched call's CPU time over the separate calls')."""
-    from core import musicnn, song_features
+    from core.song import musicnn
+    from core.song import features as song_features
 
     clips = sorted((MUSIC / "clips").glob("*.mp3"))[:songs]
     if not clips:
@@ -210,17 +204,14 @@ def musicnn_batching(songs: int = 8, repeats: int = 10) -> tuple[str, float]:
 
 
 def load_bench(runs: int = 3) -> str:
-    """bench/load.py with songs only at N = 1 and 8, `runs` times (its ratio moves from run to run on
-    a shared machine), pasted as it prints."""
-    import subprocess
-
-    command = ["bench/load.py", "--sessions", "1,8", "--tasks", "song", "--rounds", "6", "--summary"]
-    outs = [subprocess.run([sys.executable, *command], capture_output=True, text=True, check=True, cwd=ROOT).stdout
-            for _ in range(runs)]
+    """bench.load with songs only at N = 1 and 8, `runs` times (its ratio moves from run to run on
+    a shared machine), each run's report as it printed it."""
+    options = ["--sessions", "1,8", "--tasks", "song", "--rounds", "6", "--summary"]
+    reports = [run_bench("load", *options) for _ in range(runs)]
     batching, batched_share = musicnn_batching()
     return (f"N people upload a song at the same moment (the server with its worker processes; the bench "
             f"waits for the server to be idle before its first round). The server runs musicnn on its live "
-            f"filters only (`core.musicnn.prune_dead_filters`), TensorFlow has one inter-op thread per CPU, "
+            f"filters only (`core.song.musicnn.prune_dead_filters`), TensorFlow has one inter-op thread per CPU, "
             f"and each worker computes on one thread (`core.workers.ONE_THREAD`). The goal: p95 at N = 8 "
             f"under 4 times p95 at N = 1. Where one person's song keeps the machine busy for about as long "
             f"as they wait (CPU time a song, the last column, against the N = 1 median), 8 songs on 2 CPUs "
@@ -231,7 +222,7 @@ def load_bench(runs: int = 3) -> str:
             f"The verdict line also says how busy the machine's CPUs were from the uploads to the last "
             f"result: what a better scheduling could still use is the idle rest. "
             f"The same command {runs} times in a row:\n\n"
-            + "\n\n".join(f"```\n$ .venv/bin/python {' '.join(command)}\n{out.strip()}\n```" for out in outs))
+            + "\n\n".join(f"```\n$ .venv/bin/{r['command']}\n{r['text'].strip()}\n```" for r in reports))
 
 
 def main() -> None:
@@ -241,19 +232,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     card = cards.read_card(cards.DEFAULT_MODELS["song"])
-    from core.musicnn import MODEL_PATH
+    from core.song.musicnn import MODEL_PATH
 
     card_musicnn = cards.read_card(MODEL_PATH)
     split = card["split"]
     members = card.get("members", {}).get("count", 1)
     parts = [
         "# The song model\n",
-        "<!-- Generated by `.venv/bin/python bench/song_model_report.py --cache DIR`: do not edit by hand. -->\n",
+        "<!-- Generated by `.venv/bin/python -m bench.song_model_report --cache DIR`: do not edit by hand. -->\n",
         f"The song page's model (`{cards.DEFAULT_MODELS['song'].relative_to(ROOT)}`) is the mean of "
         f"{members} CRNNs in the seed's form (Conv1D → {card['config']['pooling']} pooling → dropout → LSTM "
         f"→ Dense) that differ only in their seed, over the sequence of a song's 3-s "
         f"patches, each described by the pretrained musicnn (MSD) network: its 200-d penultimate layer "
-        f"and its 50 tag probabilities (`core/musicnn.py`, `core/song_features.py`). "
+        f"and its 50 tag probabilities (`core/song/musicnn.py`, `core/song/features.py`). "
         f"Shipped: {card['ships']}. The zoo's `default` (`models/song/default.keras`) is one such CRNN: "
         f"the variants compare single networks, one choice each.\n",
         f"Trained and scored with `python -m core.train song --data ../shared/data/music --out "
@@ -262,7 +253,7 @@ def main() -> None:
         f"{card['training']['machine']}); the single network with `--out models/song/default` and no "
         f"`--members`, the zoo with `python -m core.train song --zoo --only NAMES --data "
         f"../shared/data/music --cache DIR`.\n",
-        f"musicnn itself: `python -m core.musicnn convert --checkpoint DIR` turns the `MSD_musicnn/` "
+        f"musicnn itself: `python -m core.song.musicnn convert --checkpoint DIR` turns the `MSD_musicnn/` "
         f"checkpoint of the musicnn {card_musicnn['source']['version']} wheel ({card_musicnn['source']['licence']} "
         f"licence) into `models/musicnn/msd_musicnn.keras` ({card_musicnn['parameters']:,} parameters; the card "
         f"holds the SHA-256 of each checkpoint file read); `tests/test_musicnn.py` checks that it reproduces "
@@ -271,7 +262,7 @@ def main() -> None:
         f"Training settings (from the card): {card['training']['epochs']} epochs, learning rate "
         f"{card['training']['learning_rate']}, batch {card['training']['batch_size']}, "
         f"{card['training']['augmentation']}. They are the best of six settings tried on these same folds "
-        f"(`core/train.py`, SONG_TRAINING), so the figures below lean slightly optimistic; the settings' "
+        f"(`core/song/train.py`, SONG_TRAINING), so the figures below lean slightly optimistic; the settings' "
         f"differences were within the folds' spread.\n",
         f"## {split['folds']}-fold cross-validation ({card['data']['n_songs']} songs)\n",
         f"{split['method']}, seed {split['seed']}; the folds' song ids are in the card (`split.fold_song_ids`), "

@@ -1,9 +1,9 @@
 """How much the "Where the model looked" maps say, per zoo model, on real PublicTest faces.
 
-    .venv/bin/python bench/face_saliency_check.py [--faces 300]
+    python -m bench.experiments.face_saliency_check [--faces 300] [--json PATH]
 
 For Grad-CAM at two places of the last convolution block (the block's output, and the input of its
-last convolution: what core.saliency uses), it prints the share of all-zero maps and a deletion
+last convolution: what core.face.saliency uses), it prints the share of all-zero maps and a deletion
 check: the mean drop of the predicted class's probability when the hottest 20% of the face's pixels
 are set to the face's mean grey, with the face's own map, with another face's map (same shapes of
 heat, wrong place), and with a centred disc (where faces are). A map that points at what the model
@@ -13,21 +13,15 @@ uses drops more with its own face than with another's. Faces: PublicTest rows 10
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from bench.common import FER_FILE, Report, add_report_option, fer_faces
+from core.face import saliency
+from core.runner import ModelRunner
+from core.variants.zoo import ZOO, model_path
 
-from core import saliency  # noqa: E402
-from core.predict import ModelRunner  # noqa: E402
-from core.variants import ZOO, model_path  # noqa: E402
-
-FER = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.npz"
+NAME = "experiments.face_saliency_check"
 HOTTEST = 0.2  # share of the 48x48 pixels greyed out
 
 
@@ -48,18 +42,23 @@ def drop(runner, x: np.ndarray, classes: np.ndarray, maps: np.ndarray, rng) -> f
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--faces", type=int, default=300)
+    add_report_option(parser, NAME)
     args = parser.parse_args()
-    if not FER.exists():
-        print(f"no {FER}: this check needs real faces")
-        return
-    with np.load(FER) as npz:
-        x = npz["pixels"][npz["usage"] == 1][1000:1000 + args.faces][..., None].astype(np.float32)
+    if not FER_FILE.exists():
+        raise SystemExit(f"no {FER_FILE}: this check needs real faces")
+    with Report(NAME, args.json) as report:
+        report.figures["rows"] = measure(args.faces)
+
+
+def measure(count: int) -> list[dict]:
+    x = fer_faces(count, start=1000)[..., None].astype(np.float32)
     yy, xx = np.mgrid[:48, :48]
     disc = np.broadcast_to(-((yy - 23.5) ** 2 + (xx - 23.5) ** 2), (len(x), 48, 48)).astype(np.float32)
     print(f"{len(x)} PublicTest faces; drop of the predicted class's probability with the hottest "
           f"{HOTTEST:.0%} of pixels greyed out")
     print("| model | Grad-CAM at | all-zero maps | drop, own map | drop, another face's map | drop, centred disc |")
     print("| --- | --- | --- | --- | --- | --- |")
+    rows = []
     for name in ZOO["face"]:
         runner = ModelRunner.load(model_path("face", name))
         classes = runner(x).argmax(axis=1)
@@ -71,8 +70,11 @@ def main() -> None:
             empty = np.mean(maps.reshape(len(x), -1).max(axis=1) == 0)
             own = drop(runner, x, classes, maps, np.random.default_rng(0))
             other = drop(runner, x, classes, np.roll(maps, 1, axis=0), np.random.default_rng(0))
+            rows.append({"model": name, "layer": cam.layer_name, "used": layer is None, "all_zero_share": empty,
+                         "drop_own_map": own, "drop_other_map": other, "drop_centred_disc": centre})
             print(f"| {name} | {cam.layer_name}{' (used)' if layer is None else ''} | {empty:.1%} | {own:.3f} | "
                   f"{other:.3f} | {centre:.3f} |", flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Would more test-time averaging than the mirror help the Face page's members? Shifted copies of each
 face (2 px up, down, left, right) with their mirrors, on PublicTest.
 
-    .venv/bin/python bench/face_tta_check.py
+    python -m bench.experiments.face_tta_check [--json PATH]
 
 The members are those of models/face/ensemble.json; a shifted face repeats its edge row or column
 (as the training augmentation's shifts did). Prints accuracy and macro-F1 for: the faces only, with
@@ -11,21 +11,16 @@ the page's work per face).
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
+import argparse
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from bench.common import FER_FILE, Report, add_report_option
+from core import metrics
+from core.face.data import EXPRESSIONS
+from core.face.ensemble import FaceEnsemble, batched, mirrored, public_test
 
-from core import metrics  # noqa: E402
-from core.datasets import EXPRESSIONS  # noqa: E402
-from core.face_ensemble import FaceEnsemble, batched, mirrored, public_test  # noqa: E402
-
-FER = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.npz"
+NAME = "experiments.face_tta_check"
 SHIFT_PX = 2
 
 
@@ -38,10 +33,17 @@ def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def main() -> None:
-    if not FER.exists():
-        print(f"no {FER}: this check needs PublicTest")
-        return
-    x, labels = public_test(FER)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_report_option(parser, NAME)
+    args = parser.parse_args()
+    if not FER_FILE.exists():
+        raise SystemExit(f"no {FER_FILE}: this check needs PublicTest")
+    with Report(NAME, args.json) as report:
+        report.figures["rows"] = measure()
+
+
+def measure() -> list[dict]:
+    x, labels = public_test(FER_FILE)
     ensemble = FaceEnsemble.load()
     views = {"face": x, "mirror": mirrored(x)}
     for dy, dx in ((-SHIFT_PX, 0), (SHIFT_PX, 0), (0, -SHIFT_PX), (0, SHIFT_PX)):
@@ -53,11 +55,15 @@ def main() -> None:
     print(f"members: {' + '.join(ensemble.members)}; PublicTest, {len(labels)} faces")
     print("| views per member | accuracy | macro-F1 | fear recall | disgust recall |")
     print("| --- | --- | --- | --- | --- |")
+    rows = []
     for title, names in (("the face (1)", ["face"]), ("face and mirror (2, the page)", ["face", "mirror"]),
                          ("face, mirror and 4 shifts of 2 px, each mirrored (10)", list(views))):
         m = metrics.classification_metrics(labels, np.mean([p[n] for n in names], axis=0), EXPRESSIONS)
+        rows.append({"views": title, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                     "per_class_recall": m["per_class_recall"]})
         print(f"| {title} | {m['accuracy']:.1%} | {m['macro_f1']:.3f} | {m['per_class_recall']['fear']:.2f} | "
               f"{m['per_class_recall']['disgust']:.2f} |", flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""Rewrite the generated parts of README.md and docs/ from the model cards and fresh benchmark runs.
+"""Rewrite the generated parts of README.md and docs/ from the model cards and the benches' reports.
 
-    .venv/bin/python bench/update_readme.py [--no-bench] [--bench NAME,...]      (make docs)
+    python -m bench.docs [--no-bench] [--run BLOCK,...|all]      (make docs)
 
 Every number in the README and docs/ comes from here: the blocks between `<!-- NAME:start -->` and
 `<!-- NAME:end -->` are replaced; nothing else is touched. README.md holds one table of the shipped
-models; docs/models.md the cards and zoos; docs/benchmarks.md and docs/performance.md the benchmarks.
+models; docs/models.md the cards and zoos; docs/benchmarks.md and docs/performance.md the benchmarks,
+each block rendered from its bench's JSON report in bench/results/ (the command and what it printed).
+Nothing is measured unless --run names the blocks whose benches should run first (each in a
+fresh process, its report replacing the committed one).
 """
 
 from __future__ import annotations
@@ -12,15 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from core import cards  # noqa: E402
-from core.datasets import EXPRESSIONS  # noqa: E402
+from bench.common import RESULTS_DIR, ROOT, read_report, run_bench
+from core import cards
+from core.face.data import EXPRESSIONS
 
 
 # Which file holds each generated block.
@@ -36,6 +35,22 @@ BLOCK_FILES = {
     "cold-start-bench": "docs/performance.md", "live-bench": "docs/performance.md",
 }
 
+# Each bench block: its report in bench/results/, and the bench with its options (--run).
+BENCHES = {
+    "song-bench": ("song_latency.json", "song_latency"),
+    "face-bench": ("face_latency.json", "face_latency"),
+    "detector-bench": ("face_detection.json", "face_detection"),
+    "compare-bench": ("compare_latency.json", "compare_latency"),
+    "load-bench": ("load.json", "load", "--summary"),
+    "load-probe-bench": ("load_probe.json", "load", "--clients", "probe", "--sessions", "1,8", "--rounds", "8",
+                         "--summary"),
+    "load-memory-bench": ("load_memory.json", "load", "--in-a-row", "200", "--summary"),
+    "load-closed-bench": ("load_closed.json", "load", "--in-a-row", "100", "--keep-files", "--wait-after-close",
+                          "140", "--summary"),
+    "cold-start-bench": ("cold_start.json", "cold_start"),
+    "live-bench": ("live_fps.json", "live_fps"),
+}
+
 
 def _replace(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
@@ -47,7 +62,9 @@ def _replace(text: str, name: str, body: str) -> str:
 def models_summary() -> str:
     """One row per shipped model: its held-out figures, from its card."""
     lines = ["| page | model | held-out data | figures |", "|---|---|---|---|"]
-    song, face = (cards.read_card(cards.DEFAULT_MODELS[task]) for task in ("song", "face"))
+    from core.variants.zoo import model_path
+
+    song, face = cards.read_card(cards.DEFAULT_MODELS["song"]), cards.read_card(model_path("face", "default"))
     m = song.get("cross_validation", {}).get("mean") or song["validation"]
     held_out = (f"{song['split']['folds']}-fold cross-validation, {song['data']['n_songs']} songs"
                 if "cross_validation" in song else f"{song['split']['n_val']} validation songs")
@@ -57,7 +74,7 @@ def models_summary() -> str:
     lines.append(f"| Song mood | {what} ({song['parameters']:,} parameters) | {held_out} | "
                  f"valence r {m['valence']['r']:.2f}, arousal r {m['arousal']['r']:.2f}, valence CCC "
                  f"{m['valence']['ccc']:.2f}, quadrant accuracy {m['quadrant_accuracy']:.0%} |")
-    from core.face_ensemble import ENSEMBLE_CARD
+    from core.face.ensemble import ENSEMBLE_CARD
 
     ensemble = json.loads(ENSEMBLE_CARD.read_text())
     e, f = ensemble["validation"], face["validation"]
@@ -74,7 +91,7 @@ def models_summary() -> str:
 
 def zoo_cost() -> str:
     """How long each zoo took to train, from the cards' own timings and machines."""
-    from core.variants import trained_variants
+    from core.variants.zoo import trained_variants
 
     parts = []
     for task, what in (("song", "5 cross-validation folds and the shipped model"), ("face", "one model")):
@@ -89,8 +106,8 @@ def zoo_cost() -> str:
 
 
 def song_table(card: dict) -> str:
-    """The song model's cross-validated figures and ablation rows (core.song_card), and its budget."""
-    from core.song_card import card_table
+    """The song model's cross-validated figures and ablation rows (core.song.card), and its budget."""
+    from core.song.card import card_table
 
     t, split = card["training"], card["split"]
     return (card_table(card) + "\n\n"
@@ -118,18 +135,19 @@ def face_table(card: dict) -> str:
 
 
 def zoo_table(task: str) -> str:
-    """The variant zoo, one row a variant, from the cards (core.compare.variant_rows)."""
-    from core.compare import CHOICES, METRICS, variant_rows
-    from core.variants import trained_variants
+    """The variant zoo, one row a variant, from the cards (core.variants.compare.variant_rows)."""
+    from core.metrics import METRICS
+    from core.variants.compare import CHOICES, variant_rows
+    from core.variants.zoo import trained_variants
 
     rows = variant_rows(task, trained_variants(task))
-    metrics = [column for column, _ in METRICS[task]]
-    head = ["variant", "change", *metrics, "val − train loss (last epoch)", "epochs", "parameters", "MB",
+    metrics = METRICS[task]
+    head = ["variant", "change", *(m.label for m in metrics), "val − train loss (last epoch)", "epochs", "parameters", "MB",
             "latency (ms)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         values = [f"**{r['variant']}**" if r["default"] else r["variant"], r["change"],
-                  *(f"{r[m]:.1%}" if "acc" in m else f"{r[m]:.3f}" for m in metrics),
+                  *(m.text(r[m.label]) for m in metrics),
                   f"{r['gap (val − train loss)']:.3f}", str(r["epochs"]), f"{r['parameters']:,}",
                   f"{r['size (MB)']:.1f}", f"{r['latency (ms)']:.1f}"]
         lines.append("| " + " | ".join(values) + " |")
@@ -140,22 +158,29 @@ def zoo_table(task: str) -> str:
 
 
 def verdicts(task: str) -> str:
-    """The zoo's comparison with the default, as the cards hold it (core.variant_stats --markdown)."""
-    return subprocess.run([sys.executable, "-m", "core.variant_stats", task, "--markdown"], capture_output=True,
-                          text=True, check=True, cwd=ROOT).stdout.strip()
+    """The zoo's comparison with the default, as the cards hold it (`python -m core.variants.verdicts
+    TASK --markdown` prints the same)."""
+    from core.variants.verdicts import verdicts_markdown
+    from core.variants.zoo import trained_variants
+
+    return verdicts_markdown(task, trained_variants(task))
 
 
-def bench(script: str, *args: str) -> str:
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True,
-                         text=True, check=True, cwd=ROOT).stdout
-    return "```\n$ .venv/bin/python " + " ".join(["bench/" + script, *args]) + "\n" + out.strip() + "\n```"
+def bench_block(report: dict) -> str:
+    """A bench's report as its docs block: the command, then what it printed."""
+    return f"```\n$ .venv/bin/{report['command']}\n{report['text'].strip()}\n```"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--no-bench", action="store_true", help="only the model tables")
-    parser.add_argument("--bench", default="", help="comma-separated bench blocks to rerun (default: all)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-bench", action="store_true", help="only the blocks from the cards")
+    parser.add_argument("--run", default="", metavar="BLOCK,...",
+                        help=f"rerun these blocks' benches first, or all ({', '.join(BENCHES)})")
     args = parser.parse_args()
+    run = list(BENCHES) if args.run == "all" else [b for b in args.run.split(",") if b]
+    unknown = sorted(set(run) - set(BENCHES))
+    if unknown:
+        parser.error(f"no bench block {', '.join(unknown)}; blocks: {', '.join(BENCHES)}")
     texts = {name: (ROOT / name).read_text() for name in sorted(set(BLOCK_FILES.values()))}
 
     def put(block: str, body: str) -> None:
@@ -163,23 +188,24 @@ def main() -> None:
         texts[name] = _replace(texts[name], block, body)
 
     put("models-summary", models_summary())
-    for task, render in (("song", song_table), ("face", face_table)):
-        put(f"{task}-model", render(cards.read_card(cards.DEFAULT_MODELS[task])))
+    from core.variants.zoo import model_path
+
+    # The face-model block: the zoo's default network's card (the page's ensemble: models-summary).
+    for task, render, path in (("song", song_table, cards.DEFAULT_MODELS["song"]),
+                               ("face", face_table, model_path("face", "default"))):
+        put(f"{task}-model", render(cards.read_card(path)))
         put(f"{task}-zoo", zoo_table(task))
         put(f"{task}-verdicts", verdicts(task))
     if not args.no_bench:
-        for name, script, *options in (
-                ("song-bench", "song_latency.py"), ("face-bench", "face_latency.py"),
-                ("detector-bench", "face_detection.py"), ("compare-bench", "compare_latency.py"),
-                ("load-bench", "load.py", "--summary"),
-                ("load-probe-bench", "load.py", "--clients", "probe", "--sessions", "1,8", "--rounds", "8", "--summary"),
-                ("load-memory-bench", "load.py", "--in-a-row", "200", "--summary"),
-                ("load-closed-bench", "load.py", "--in-a-row", "100", "--keep-files", "--wait-after-close", "140",
-                 "--summary"),
-                ("cold-start-bench", "cold_start.py"), ("live-bench", "live_fps.py")):
-            if args.bench and name not in args.bench.split(","):
+        for block, (result, bench, *options) in BENCHES.items():
+            path = RESULTS_DIR / result
+            if block in run:
+                print(f"running python -m bench.{bench} {' '.join(options)}", file=sys.stderr, flush=True)
+                run_bench(bench, *options, json_path=path)
+            if not path.exists():
+                print(f"warning: no {path.relative_to(ROOT)}: block {block} left as it is", file=sys.stderr)
                 continue
-            put(name, bench(script, *options))
+            put(block, bench_block(read_report(path)))
     for name, text in texts.items():
         (ROOT / name).write_text(text)
 

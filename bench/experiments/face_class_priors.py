@@ -1,9 +1,9 @@
 """Can a per-class weight on the Face page's probabilities lift the weak classes (disgust, fear)
 without costing accuracy? Chosen on one half of PublicTest, read on the other.
 
-    .venv/bin/python bench/face_class_priors.py
+    python -m bench.experiments.face_class_priors [--json PATH]
 
-The probabilities are the page's (core.face_ensemble.FaceEnsemble.load(), mirror included). The
+The probabilities are the page's (core.face.ensemble.FaceEnsemble.load(), mirror included). The
 weights w (one per class, probabilities times exp(w), w in -1..1.5) are found by coordinate ascent
 on the even rows, then on the odd rows, for three aims: macro-F1, accuracy, and macro-F1 without
 lower accuracy on the rows they are chosen on. Each is scored on the other half. The page uses no
@@ -12,21 +12,16 @@ weights; this says whether it should.
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
+import argparse
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from bench.common import FER_FILE, Report, add_report_option
+from core import metrics
+from core.face.data import EXPRESSIONS
+from core.face.ensemble import FaceEnsemble, batched, public_test
 
-from core import metrics  # noqa: E402
-from core.datasets import EXPRESSIONS  # noqa: E402
-from core.face_ensemble import FaceEnsemble, batched, public_test  # noqa: E402
-
-FER = ROOT.parent / "shared" / "data" / "fer2013" / "fer2013.npz"
+NAME = "experiments.face_class_priors"
 GRID = np.linspace(-1.0, 1.5, 26)
 
 
@@ -53,16 +48,24 @@ def fit(labels, probabilities, aim) -> np.ndarray:
 
 
 def main() -> None:
-    if not FER.exists():
-        print(f"no {FER}: this check needs PublicTest")
-        return
-    x, labels = public_test(FER)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_report_option(parser, NAME)
+    args = parser.parse_args()
+    if not FER_FILE.exists():
+        raise SystemExit(f"no {FER_FILE}: this check needs PublicTest")
+    with Report(NAME, args.json) as report:
+        report.figures["rows"] = measure()
+
+
+def measure() -> list[dict]:
+    x, labels = public_test(FER_FILE)
     p = batched(FaceEnsemble.load(), x)
     rows = np.arange(len(labels))
     halves = {"even": rows % 2 == 0, "odd": rows % 2 == 1}
     print("| aim | chosen on | weights (angry..neutral) | scored on | accuracy before → after | "
           "macro-F1 before → after | disgust recall | fear recall |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
     for aim_name, make_aim in (("macro-F1", lambda base: lambda s: s["macro_f1"]),
                                ("accuracy", lambda base: lambda s: s["accuracy"]),
                                ("macro-F1, accuracy kept", lambda base: lambda s: s["macro_f1"]
@@ -73,10 +76,13 @@ def main() -> None:
             w = fit(labels[fit_rows], p[fit_rows], make_aim(base))
             before = scores(labels[test_rows], p[test_rows])
             after = scores(labels[test_rows], p[test_rows] * np.exp(w))
+            rows.append({"aim": aim_name, "chosen_on": chosen_on, "weights": dict(zip(EXPRESSIONS, w.tolist())),
+                         "scored_on": scored_on, "before": before, "after": after})
             print(f"| {aim_name} | {chosen_on} rows | {' '.join(f'{v:+.1f}' for v in w)} | {scored_on} rows | "
                   f"{before['accuracy']:.1%} → {after['accuracy']:.1%} | {before['macro_f1']:.3f} → "
                   f"{after['macro_f1']:.3f} | {before['disgust']:.2f} → {after['disgust']:.2f} | "
                   f"{before['fear']:.2f} → {after['fear']:.2f} |", flush=True)
+    return rows
 
 
 if __name__ == "__main__":
