@@ -496,11 +496,12 @@ def test_face_page_answers_a_valid_photo_after_the_hostile_ones_as_the_cli_does(
 
 def test_a_song_over_the_limit_is_refused_once_its_decoding_passes_the_limit(monkeypatch):
     case = next(c for c in SONG_CASES if c.upload_name == "too_long.wav")
-    read, read_block = [], audio._read_block
-    monkeypatch.setattr(audio, "_read_block", lambda f, n: read.append(n) or read_block(f, n))
+    read, frame_samples = [], audio._frame_samples
+    monkeypatch.setattr(audio, "_frame_samples", lambda frame, channels: read.append(frame.samples)
+                        or frame_samples(frame, channels))
     with pytest.raises(InputError, match=case.refusal):
-        audio.load_song_windows(case.data)
-    assert sum(read) <= (audio.MAX_DURATION_S + 1) * 22050 + audio.DECODE_BLOCK_FRAMES
+        audio.load_mono(case.data, 16000)
+    assert sum(read) <= (audio.MAX_DURATION_S + 1) * 22050
 
 
 # --- nothing is written to disk ------------------------------------------------------------------
