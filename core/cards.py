@@ -60,6 +60,7 @@ class Card(Mapping):
     config: dict | None = None                                    # the builder's arguments: the variant
     parameters: int | None = None
     model_file: dict | None = None                                # {"name", "sha256", "size_bytes"}
+    litert_file: dict | None = None                               # the .tflite that serves it: {"name", "sha256", "size_bytes"}
     size_bytes: int | None = None                                 # an ensemble's members together
     members: dict | list | None = None                            # a seed ensemble's (dict) or an ensemble's files (list)
     mirror_average: bool | None = None

@@ -332,6 +332,215 @@ def default_musicnn() -> Musicnn:
     return Musicnn.load(MODEL_PATH)
 
 
+# --- serving it with LiteRT ---------------------------------------------------------------------
+
+def _bn(model, name):
+    """A BatchNormalization layer as (scale, shift), float64."""
+    layer = model.get_layer(name)
+    gamma, beta, mean, variance = (np.asarray(w, np.float64) for w in layer.get_weights())
+    scale = gamma / np.sqrt(variance + layer.epsilon)
+    return scale, beta - mean * scale
+
+
+TIMBRAL_GROUPS = 3  # band-offset groups of a timbral block's matrix product (docs/litert.md)
+
+
+def litert_musicnn_function(model, frontend: str = "matmul"):
+    """A `build_musicnn` model -> a tf.function (p, 187, 96) log-mel patches -> (p, 250) embeddings
+    (penultimate layer, then the tags: `Musicnn.embeddings`), for LiteRT: built-in ops only.
+
+    The same function as `prune_dead_filters`' model, arranged for XNNPACK (docs/litert.md):
+      - each front-end convolution has one input channel and a tall kernel, which XNNPACK runs
+        far slower than oneDNN; with frontend="matmul" they become matrix products: a timbral
+        block (7 frames x b bands) is a 7-frame convolution with the 96 bands as input channels
+        and (band offset, filter) as output channels, then the max over band offsets; the three
+        temporal blocks (128/64/32 frames x 1 band) are one product with a banded (Toeplitz)
+        matrix over the 187 frames, every band of every patch a column;
+      - dead filters (`prune_dead_filters`) are not computed: their constant outputs enter the
+        mid-end's first convolution as a per-frame bias (exact, zero padding included) and the
+        back-end's dense layer as a bias;
+      - every batch normalisation is a multiply and an add, or folded into the next matrix.
+    frontend="conv" keeps the front end as the original 2-D convolutions (for comparison).
+    """
+    import tensorflow as tf
+
+    if frontend not in ("matmul", "conv"):
+        raise ValueError(f"frontend must be 'matmul' or 'conv', not {frontend!r}")
+    f32 = lambda a: tf.constant(np.asarray(a, np.float32))  # noqa: E731
+    weights = {conv: [np.asarray(w, np.float64) for w in model.get_layer(conv).get_weights()] for conv in CONV_BATCH_NORMS}
+    norms = {layer.name: _bn(model, layer.name) for layer in model.layers
+             if type(layer).__name__ == "BatchNormalization"}
+    live = {conv: np.flatnonzero(np.abs(k.reshape(-1, k.shape[-1])).max(axis=0) > DEAD_WEIGHT)
+            for conv, (k, _) in weights.items()}
+    # Each front-end block's output channels in the frontend concatenation, and the dead ones' value.
+    blocks = ["conv2d", "conv2d_1", "conv2d_2", "conv2d_3", "conv2d_4"]
+    widths = [weights[c][0].shape[-1] for c in blocks]
+    offsets = np.concatenate([[0], np.cumsum(widths)])
+    frontend_constant = np.zeros(offsets[-1])
+    live_channels = []
+    for conv, start in zip(blocks, offsets):
+        kernel, bias = weights[conv]
+        scale, shift = norms[CONV_BATCH_NORMS[conv]]
+        constant = scale * np.maximum(bias, 0) + shift
+        constant[live[conv]] = 0.0
+        frontend_constant[start:start + len(constant)] = constant
+        live_channels.extend(start + live[conv])
+    live_channels = np.array(live_channels)
+    s0, t0 = norms["batch_normalization"]
+
+    def pooled(y, axis, bias, scale, shift):
+        # max over bands of batch_norm(relu(y + bias)): relu and a positive scale keep the order,
+        # so the max comes first and the rest runs on a tensor 59-96 times smaller; a filter with
+        # a negative scale takes the min instead.
+        top = tf.reduce_max(y, axis=axis)
+        if (scale >= 0).all():
+            return tf.nn.relu(top + f32(bias)) * f32(scale) + f32(shift)
+        bottom = tf.reduce_min(y, axis=axis)
+        chosen = tf.where(f32(scale >= 0) > 0, top, bottom)
+        return tf.nn.relu(chosen + f32(bias)) * f32(scale) + f32(shift)
+
+    def timbral(x, conv):  # x (p, 187, 96) standardised -> (p, 187, live filters)
+        kernel, bias = weights[conv]
+        keep = live[conv]
+        kernel, bias = kernel[..., keep], bias[keep]  # (7, b, 1, n)
+        scale, shift = (v[keep] for v in norms[CONV_BATCH_NORMS[conv]])
+        frames, bands, _, n = kernel.shape
+        padded = tf.pad(x, [[0, 0], [3, 3], [0, 0]])
+        if frontend == "conv":
+            y = tf.nn.conv2d(padded[..., None], f32(kernel), 1, "VALID")
+            return pooled(y, 2, bias, scale, shift)
+        # Band offsets in TIMBRAL_GROUPS groups: a group reads only the bands its offsets cover.
+        positions = N_MELS - bands + 1
+        tops = []
+        for group in np.array_split(np.arange(positions), TIMBRAL_GROUPS):
+            first, width = group[0], len(group) + bands - 1
+            wide = np.zeros((frames, width, len(group), n))
+            for j in range(len(group)):
+                wide[:, j:j + bands, j, :] = kernel[:, :, 0, :]
+            y = tf.nn.conv1d(padded[:, :, first:first + width], f32(wide.reshape(frames, width, -1)), 1, "VALID")
+            tops.append(tf.reshape(y, [-1, PATCH_FRAMES, len(group), n]))
+        return pooled(tf.concat(tops, axis=2), 2, bias, scale, shift)
+
+    def temporal(x):  # the three temporal blocks -> (p, 187, live filters of each, together)
+        if frontend == "conv":
+            out = []
+            for conv in ("conv2d_2", "conv2d_3", "conv2d_4"):
+                kernel, bias = weights[conv]
+                keep = live[conv]
+                scale, shift = (v[keep] for v in norms[CONV_BATCH_NORMS[conv]])
+                y = tf.nn.conv2d(x[..., None], f32(kernel[..., keep]), 1, "SAME")
+                out.append(pooled(y, 2, bias[keep], scale, shift))
+            return tf.concat(out, axis=-1)
+        # A k-frame 'same' convolution over time is a product with a banded (Toeplitz) matrix over
+        # the 187 frames, each (patch, band) a column; the frames are cut into chunks about 1.5 k
+        # long so that each chunk's matrix holds only the frames its outputs read.
+        columns = tf.reshape(tf.transpose(x, [1, 0, 2]), [PATCH_FRAMES, -1])  # (187, p * 96)
+        out = []
+        for conv in ("conv2d_2", "conv2d_3", "conv2d_4"):
+            kernel, bias = weights[conv]
+            keep = live[conv]
+            scale, shift = (v[keep] for v in norms[CONV_BATCH_NORMS[conv]])
+            k = kernel[:, 0, 0, keep]  # (length, n)
+            length, n = k.shape
+            left = (length - 1) // 2
+            chunks = []
+            for frames in np.array_split(np.arange(PATCH_FRAMES), max(1, round(PATCH_FRAMES / (1.5 * length)))):
+                lo, hi = max(frames[0] - left, 0), min(frames[-1] - left + length, PATCH_FRAMES)
+                matrix = np.zeros((n, len(frames), hi - lo))
+                for row, t in enumerate(frames):
+                    a, b = max(t - left, 0), min(t - left + length, PATCH_FRAMES)
+                    matrix[:, row, a - lo:b - lo] = k[a - t + left:b - t + left].T
+                y = tf.matmul(f32(matrix.reshape(-1, hi - lo)), columns[lo:hi])
+                chunks.append(tf.reshape(y, [n, len(frames), -1, N_MELS]))
+            y = pooled(tf.concat(chunks, axis=1), 3, bias[keep, None, None], scale[:, None, None], shift[:, None, None])
+            out.append(tf.transpose(y, [2, 1, 0]))  # (n, 187, p) -> (p, 187, n)
+        return tf.concat(out, axis=-1)
+
+    # The mid-end's first convolution over the live front-end channels, plus the dead ones'
+    # constants convolved (zero-padded at both ends as the model pads) as a per-frame bias.
+    k5, b5 = weights["conv2d_5"]
+    k5 = k5.reshape(k5.shape[0], k5.shape[1], k5.shape[-1]) if k5.ndim == 4 else k5
+    constant_signal = np.pad(np.tile(frontend_constant, (PATCH_FRAMES, 1)), ((3, 3), (0, 0)))
+    frame_bias = sum(constant_signal[d:d + PATCH_FRAMES] @ k5[d] for d in range(k5.shape[0])) + b5
+    midend = [(k5[:, live_channels, :], frame_bias)]
+    for conv in ("conv2d_6", "conv2d_7"):
+        kernel, bias = weights[conv]
+        midend.append((kernel.reshape(kernel.shape[0], kernel.shape[1], kernel.shape[-1]) if kernel.ndim == 4 else kernel, bias))
+    midend_bn = [norms[f"batch_normalization_{i}"] for i in (6, 7, 8)]
+
+    # Back-end: [max, mean] pairs per channel of the 753, batch-normalised, into the dense layer.
+    # The dead front-end channels' pair is (c, c): their product with the kernel is a bias.
+    s9, t9 = norms["batch_normalization_9"]
+    dense_kernel, dense_bias = (np.asarray(w, np.float64) for w in model.get_layer("dense").get_weights())
+    n_channels = len(frontend_constant) + 3 * midend[1][0].shape[-1]
+    pooled_constant = np.zeros(2 * n_channels)
+    pooled_constant[0:2 * len(frontend_constant):2] = frontend_constant
+    pooled_constant[1:2 * len(frontend_constant):2] = frontend_constant
+    computed = np.concatenate([live_channels, np.arange(len(frontend_constant), n_channels)])
+    rows_max, rows_mean = 2 * computed, 2 * computed + 1
+    folded = dense_kernel * s9[:, None]
+    dense_bias = dense_bias + t9 @ dense_kernel + (pooled_constant * s9) @ dense_kernel
+    folded_max, folded_mean = folded[rows_max], folded[rows_mean]
+    s10, t10 = norms["batch_normalization_10"]
+    tags_kernel, tags_bias = model.get_layer("dense_1").get_weights()
+
+    @tf.function(input_signature=[tf.TensorSpec((None, PATCH_FRAMES, N_MELS), tf.float32)], autograph=False)
+    def infer(x):
+        x = x * float(s0[0]) + float(t0[0])
+        front = tf.concat([timbral(x, "conv2d"), timbral(x, "conv2d_1"), temporal(x)], axis=-1)  # (p, 187, 64)
+        features, previous = [front], front
+        for i, ((kernel, bias), (scale, shift)) in enumerate(zip(midend, midend_bn)):
+            y = tf.nn.conv1d(tf.pad(previous, [[0, 0], [3, 3], [0, 0]]), f32(kernel), 1, "VALID") + f32(bias)
+            y = tf.nn.relu(y) * f32(scale) + f32(shift)
+            if i > 0:
+                y = y + previous
+            features.append(y)
+            previous = y
+        computed_features = tf.concat(features, axis=-1)  # (p, 187, 64 + 3 x 64)
+        hidden = (tf.matmul(tf.reduce_max(computed_features, axis=1), f32(folded_max))
+                  + tf.matmul(tf.reduce_mean(computed_features, axis=1), f32(folded_mean)) + f32(dense_bias))
+        penultimate = tf.nn.relu(hidden) * f32(s10) + f32(t10)
+        tags = tf.sigmoid(tf.matmul(penultimate, f32(tags_kernel)) + f32(tags_bias))
+        return tf.concat([penultimate, tags], axis=1)
+
+    return infer
+
+
+
+class LiteRTMusicnn:
+    """musicnn served by LiteRT (`litert_musicnn_function`'s graph, `.tflite` beside the `.keras`):
+    the same calls as `Musicnn`, without TensorFlow. Safe to call from several threads
+    (core.litert.LiteRTModel)."""
+
+    # Patches a call: the graph's intermediate tensors grow with the batch (a timbral block's
+    # output is 1 MB a patch), and chunks of 10 stay in cache (docs/litert.md).
+    CHUNK_PATCHES = 10
+
+    def __init__(self, runner):
+        self.runner, self.card = runner, runner.card
+
+    @classmethod
+    def load(cls, path: Path = MODEL_PATH, **kwargs) -> "LiteRTMusicnn":
+        from core.litert import LiteRTModel
+
+        return cls(LiteRTModel.load(path, **kwargs))
+
+    def embeddings(self, x: np.ndarray) -> np.ndarray:
+        """(p, 187, 96) patches -> (p, 250) float32: each patch's penultimate layer, then its tags."""
+        x = np.asarray(x, np.float32)
+        return np.concatenate([self.runner(x[i:i + self.CHUNK_PATCHES])
+                               for i in range(0, len(x), self.CHUNK_PATCHES)] or [np.zeros((0, EMBEDDING_DIM), np.float32)])
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        embeddings = self.embeddings(x)
+        return embeddings[:, PENULTIMATE_UNITS:], embeddings[:, :PENULTIMATE_UNITS]
+
+
+@cache
+def default_litert_musicnn() -> LiteRTMusicnn:
+    """The shipped model served by LiteRT, loaded once per process."""
+    return LiteRTMusicnn.load(MODEL_PATH)
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.song.musicnn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

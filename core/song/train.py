@@ -228,7 +228,12 @@ def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: in
         card["ablation"] = song_ablation(data_dir, data, folds, training, seed, crnn)
         card["baselines"] = {r["name"]: {"features": r["features"], "validation": r["mean"]}
                              for r in card["ablation"] if "CRNN on musicnn" not in r["name"]}
-    return save_model(without_optimizer(model), out, card)
+    path = save_model(without_optimizer(model), out, card)
+    from core.song.export import export_song_crnn
+
+    for served in (*fold_paths, path):  # the .tflite that serves each, recorded in its card
+        export_song_crnn(served)
+    return path
 
 
 def _musicnn_path() -> Path:
