@@ -12,16 +12,8 @@ import soundfile as sf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# `slow` means what it says: the test trains a model, starts a real `streamlit run` server, or drives
-# a browser. `make test-fast` runs everything else (-m "not slow"); `make test` runs all.
-SLOW_FIXTURES = {"tiny_song_model", "tiny_face_model", "server", "browser", "visit"}
-SLOW_MODULES = {"test_train.py", "test_browser.py", "test_live_sessions.py"}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_MODULES:
-            item.add_marker(pytest.mark.slow)
+# `slow` (pytest.ini) is set by hand on each test or module that trains a model, starts a real
+# `streamlit run` server, drives a browser or takes over ~3 s alone; `make test-fast` leaves those out.
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -84,7 +76,7 @@ def real_clip() -> tuple[str, bytes]:
 def tiny_music_dir(tmp_path_factory) -> Path:
     """A music folder in the shared layout, 24 generated songs: their audio (songs/<song_id>.wav)
     and the log-mel the recipe makes of it."""
-    from core.song import decode as audio
+    import librosa
 
     folder = tmp_path_factory.mktemp("music")
     rng = np.random.default_rng(1)
@@ -93,7 +85,10 @@ def tiny_music_dir(tmp_path_factory) -> Path:
     (folder / "songs").mkdir()
     for song_id, y in zip(ids, songs):
         (folder / "songs" / f"{song_id}.wav").write_bytes(wav_bytes(y, 22050))
-    features = np.stack([audio.logmel(y) for y in songs])
+    # The data set's recipe (../shared/data/music/SOURCE.md): 30 s at 22,050 Hz, 128 mel bands in dB.
+    features = np.stack([librosa.power_to_db(librosa.feature.melspectrogram(
+        y=librosa.util.fix_length(y, size=661_500), sr=22050, n_fft=2048, hop_length=1024, n_mels=128),
+        ref=np.max).T for y in songs])
     np.savez_compressed(folder / "features_logmel.npz", song_id=np.array(ids), logmel=features.astype(np.float16),
                         n_valid_frames=np.full(24, 200, np.int32), n_valid_samples=np.full(24, 200 * 1024, np.int32))
     va = rng.uniform(0.2, 0.8, (24, 2))
@@ -148,3 +143,21 @@ def tiny_face_model(tiny_fer_file, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("models") / "tiny_face"
     return train_face(tiny_fer_file, out, dict(TINY_FACE_CONFIG), {**FACE_TRAINING, **TINY_FACE_TRAINING}, seed=3)
+
+
+@pytest.fixture(scope="session")
+def song_runner():
+    """The zoo's default song network (committed, models/song/default.keras), loaded once a session."""
+    from core.runner import ModelRunner
+    from core.variants.zoo import model_path
+
+    return ModelRunner.load(model_path("song", "default"))
+
+
+@pytest.fixture(scope="session")
+def face_runner():
+    """The zoo's default face network (committed, models/face/default.keras), loaded once a session."""
+    from core.runner import ModelRunner
+    from core.variants.zoo import model_path
+
+    return ModelRunner.load(model_path("face", "default"))

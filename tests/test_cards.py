@@ -4,6 +4,7 @@ import pytest
 
 from core import cards
 from core.errors import ModelFileError
+from core.variants.zoo import model_path
 
 
 def test_a_missing_model_file_is_named(tmp_path):
@@ -11,10 +12,11 @@ def test_a_missing_model_file_is_named(tmp_path):
         cards.load_model(tmp_path / "nothing.keras")
 
 
-def test_a_changed_model_file_fails_its_sha256_check(tiny_song_model, tmp_path):
+def test_a_changed_model_file_fails_its_sha256_check(tmp_path):
+    shipped = model_path("song", "default")
     copy = tmp_path / "copy.keras"
-    shutil.copy(tiny_song_model, copy)
-    shutil.copy(cards.card_path(tiny_song_model), cards.card_path(copy))
+    shutil.copy(shipped, copy)
+    shutil.copy(cards.card_path(shipped), cards.card_path(copy))
     cards.load_model(copy)  # an exact copy loads
     with open(copy, "ab") as f:
         f.write(b"tampered")
@@ -22,7 +24,7 @@ def test_a_changed_model_file_fails_its_sha256_check(tiny_song_model, tmp_path):
         cards.load_model(copy)
 
 
-def test_a_corrupt_card_or_archive_is_named(tiny_song_model, tmp_path):
+def test_a_corrupt_card_or_archive_is_named(tmp_path):
     copy = tmp_path / "bad.keras"
     copy.write_bytes(b"not a zip archive")
     cards.card_path(copy).write_text("{")

@@ -9,7 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import cards
-from tests.conftest import ROOT, wav_bytes
+from core.variants.zoo import DEFAULT, model_path, trained_variants
+from tests.conftest import ROOT, music_like, wav_bytes
 
 TIMEOUT_S = 180
 
@@ -305,3 +306,127 @@ def test_compare_page_decodes_a_picture_once_however_the_choices_change(monkeypa
     app.slider(key="passes_face").set_value(10).run()
     assert decoded == [len(wall), len(strip)], "a refused picture was decoded again"
     assert app.error[0].value.startswith("` **strip**.png `: The picture is 48x130000 pixels")
+
+
+@pytest.fixture(scope="module")
+def compare_page():
+    app = AppTest.from_file(str(ROOT / "pages" / "compare_variants.py"), default_timeout=300)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_the_compare_page_shows_the_song_zoo(compare_page):
+    assert compare_page.radio[0].value.startswith("Song")
+    selected = compare_page.multiselect(key="variants_song").value
+    assert selected[:1] == [DEFAULT] and len(selected) == 2
+    table = compare_page.dataframe[0].value
+    assert len(table) == 2 and table["variant"].iloc[0] == f"★ {DEFAULT}"
+    specs = [chart.proto.spec for chart in compare_page.get("plotly_chart")]
+    # no parallel coordinates: each axis stretched to its own range made noise look like an effect
+    assert not any("parcoords" in s for s in specs) and any("validation" in s for s in specs)
+    assert any("predicted vs true" in s for s in specs)
+
+
+def _forest_specs(app, task: str) -> dict[str, dict]:
+    return {chart.key.removeprefix(f"forest_{task}_"): json.loads(chart.proto.spec)
+            for chart in app.get("plotly_chart") if chart.key and chart.key.startswith(f"forest_{task}_")}
+
+
+@pytest.mark.parametrize("task", ["song", "face"])
+def test_the_compare_page_leads_with_forest_plots_and_sentences_from_the_cards(task):
+    from core.metrics import compared_metrics
+
+    zoo = trained_variants(task)
+    app = AppTest.from_file(str(ROOT / "pages" / "compare_variants.py"), default_timeout=300)
+    app.run()
+    if task == "face":
+        app.radio[0].set_value("Face expression (CNN)").run()
+    assert not app.exception, app.exception
+    assert DEFAULT in zoo and "comparison" in zoo[DEFAULT], f"the {task} cards hold no comparison"
+    specs = {spec.key: spec for spec in compared_metrics(task)}
+    chosen = app.multiselect(key=f"forest_metrics_{task}").value
+    forests = _forest_specs(app, task)
+    assert len(chosen) >= 1 and set(forests) == {specs_key for specs_key, s in specs.items() if s.label in chosen}
+    text = "\n".join(m.value for m in app.markdown)
+    for key, figure in forests.items():
+        spec = specs[key]
+        expected = {name: card["comparison"]["metrics"][key] for name, card in zoo.items() if name != DEFAULT}
+        plotted = {}
+        for trace in figure["data"]:
+            for i, name in enumerate(trace["y"]):
+                plotted[name] = (trace["name"], trace["x"][i], trace["x"][i] - trace["error_x"]["arrayminus"][i],
+                                 trace["x"][i] + trace["error_x"]["array"][i])
+        assert set(plotted) == set(expected)  # every variant but the default
+        for name, entry in expected.items():
+            d = entry["difference"]
+            assert plotted[name][0] == entry["verdict"]
+            assert plotted[name][1:] == pytest.approx((d["value"] * spec.scale, d["low"] * spec.scale,
+                                                      d["high"] * spec.scale), rel=1e-6)
+            assert f"- {entry['sentence']}" in text
+        x_range = figure["layout"]["xaxis"]["range"]
+        assert x_range[0] < 0 < x_range[1]  # the zero line is in view
+        assert any(shape.get("x0") == 0 and shape.get("x1") == 0 for shape in figure["layout"]["shapes"])
+    # the person's own input comes right after the comparison, before the held-out charts
+    order = [e.type if type(e).__name__ == "UnknownElement" else type(e).__name__ for e in app.main]  # top to bottom
+    assert "FileUploader" in order and "Dataframe" in order
+    assert order.index("plotly_chart") < order.index("FileUploader") < order.index("Dataframe"), order
+
+
+def test_the_compare_page_runs_a_photo_through_every_selected_variant(compare_page):
+    compare_page.radio[0].set_value("Face expression (CNN)").run()
+    assert not compare_page.exception, compare_page.exception
+    selected = compare_page.multiselect(key="variants_face").value
+    assert len(compare_page.dataframe[0].value) == len(selected) >= 2
+    specs = [chart.proto.spec for chart in compare_page.get("plotly_chart")]
+    assert sum("PublicTest" in s or "predicted" in s for s in specs) >= len(selected)  # confusion matrices
+    photo, has_face = _face_photo()
+    compare_page.file_uploader[0].set_value(("face.png", photo, "image/png")).run()
+    if has_face:  # the real face is found: no warning
+        assert not compare_page.warning, [w.value for w in compare_page.warning]
+    else:  # no face: the page says so, and a person scores the whole picture
+        assert "No face was found" in compare_page.warning[0].value
+        compare_page.checkbox[0].check().run()
+    assert not compare_page.exception and not compare_page.error, (compare_page.exception, compare_page.error)
+    specs = [chart.proto.spec for chart in compare_page.get("plotly_chart")]
+    bars = [s for s in specs if '"barmode":"group"' in s.replace(" ", "")]
+    assert bars, "no side-by-side probabilities"
+    assert all(f'"name":"{name}"' in bars[0].replace(" ", "") for name in selected)
+    assert any("block1_pool" in s for s in specs)  # activations around the first pooling layer
+
+
+def test_a_corrupt_variant_is_left_out_with_a_message_naming_its_file(monkeypatch, tmp_path):
+    import shutil
+
+    folder = tmp_path / "face"
+    folder.mkdir()
+    for name in ("default", "pooling_average", "dropout_0.5"):
+        for suffix in (".keras", ".json"):
+            shutil.copy(model_path("face", name).with_suffix(suffix), folder / f"{name}{suffix}")
+    corrupt = folder / "pooling_average.keras"
+    corrupt.write_bytes(corrupt.read_bytes()[:1000])
+    monkeypatch.setattr(cards, "MODELS_DIR", tmp_path)
+    app = AppTest.from_file(str(ROOT / "pages" / "compare_variants.py"), default_timeout=300)
+    app.run()
+    app.radio[0].set_value("Face expression (CNN)").run()
+    assert not app.exception, app.exception
+    app.multiselect(key="variants_face").set_value(["default", "pooling_average", "dropout_0.5"]).run()
+    assert not app.exception, app.exception
+    messages = [e.value for e in app.error]
+    assert any("pooling_average" in m and str(corrupt) in m for m in messages), messages
+    assert len(app.dataframe[0].value) == 3  # the cards still compare; only running it is refused
+
+
+def _face_photo() -> tuple[bytes, bool]:
+    """(picture, whether a face is in it): a real FER face in a 640x480 frame where ../shared is
+    present, else a generated picture with no face (the page then offers to score the whole picture)."""
+    from tests.conftest import FER_FILE, has_shared
+    from tests.face.test_detect import frame_with_faces
+
+    if has_shared(FER_FILE):
+        with np.load(FER_FILE) as npz:
+            face = npz["pixels"][np.flatnonzero(npz["usage"] == 1)[3]]
+        image, has_face = frame_with_faces(face[None], 1, side_px=200), True
+    else:
+        image, has_face = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8), False
+    return cv2.imencode(".png", image)[1].tobytes(), has_face

@@ -34,13 +34,13 @@ def test_the_map_is_48_by_48_in_0_to_1_from_the_last_convolution_block(tiny_fer_
         assert (peaks > 0).any()
 
 
-def test_few_maps_of_real_faces_are_empty(fer_faces):
+def test_few_maps_of_real_faces_are_empty(fer_faces, face_runner):
     """At the zoo's block output (after which come pooling and a Flatten head), the channel-mean
     weights cancel and 28-60% of the maps of real faces were all zero (42% of 200 here for the
     default); not so at the last convolution's input."""
     from core import cards
 
-    runner = ModelRunner.load(model_path("face", "default"))
+    runner = face_runner
     x = fer_faces[:200, ..., None].astype(np.float32)
     labels = runner(x).argmax(axis=1)
     empty = saliency.GradCam(runner.model)(x, labels).reshape(len(x), -1).max(axis=1) == 0
