@@ -6,9 +6,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
+
+from tests.waiting import WaitTimeout, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,20 +50,20 @@ class LiveServer:
             self.stop()
             raise
 
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise ServerFailed(f"streamlit exited with {self.process.returncode}:\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
     def _wait_healthy(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.process.poll() is not None:
-                raise ServerFailed(f"streamlit exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise ServerFailed(f"no /_stcore/health after {timeout_s:.0f} s:\n{self.log_tail()}")
-            time.sleep(0.3)
+        try:
+            wait_until(self._healthy, timeout_s, interval_s=0.3)
+        except WaitTimeout:
+            raise ServerFailed(f"no /_stcore/health after {timeout_s:.0f} s:\n{self.log_tail()}") from None
 
     def stored_bytes(self) -> dict[str, int]:
         """Bytes the server holds of people's files, by its own count (`/_stcore/metrics`):

@@ -9,6 +9,7 @@ written to test-output/hostile_input.md (the "hostile-input table").
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -16,7 +17,6 @@ import re
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from dataclasses import dataclass
 from functools import cache
@@ -34,6 +34,7 @@ from core.face import detect as faces
 from core.errors import InputError
 from core.text import markdown_code
 from tests import hostile_files
+from tests.waiting import holds_for, wait_until
 from tests.conftest import FER_FILE, has_shared, MUSIC_DIR, ROOT, music_like, wav_bytes
 
 
@@ -324,6 +325,7 @@ class CliRun:
     returncode: int
     results: dict[str, dict]       # by the path as given
     stderr: list[str]
+    writes: list[tuple[str, str]]  # file-system events in its temp folder and working folder while it ran
 
 
 def _reject_constant(name: str):
@@ -332,21 +334,26 @@ def _reject_constant(name: str):
 
 @pytest.fixture(scope="module")
 def cli_runs(tmp_path_factory) -> dict[str, CliRun]:
-    folder = tmp_path_factory.mktemp("hostile")
+    """Each CLI once on every file, with a private temp folder (TMPDIR, OPENCV_TEMP_PATH), while
+    inotify watches it and the working folder: test_no_hostile_input_makes_anything_write_a_file
+    asserts on what was seen."""
+    folder, private_tmp = tmp_path_factory.mktemp("hostile"), tmp_path_factory.mktemp("hostile_tmp")
     (folder / NON_ASCII_DIR).mkdir()
+    env = {**_cli_env(), **{name: str(private_tmp) for name in ("TMPDIR", "TEMP", "TMP", "OPENCV_TEMP_PATH")}}
     runs = {}
     for task in ("song", "face"):
         cases = [c for c in CASES if c.task == task] + [CONTROLS[task]]
         for case in cases:
             (folder / case.cli_path).write_bytes(case.data)
-        done = subprocess.run([sys.executable, "-m", "core.predict", task, *[c.cli_path for c in cases]],
-                              cwd=folder, env=_cli_env(), capture_output=True, timeout=TIMEOUT_S)
+        with _watching([private_tmp, folder], private_tmp) as writes:
+            done = subprocess.run([sys.executable, "-m", "core.predict", task, *[c.cli_path for c in cases]],
+                                  cwd=folder, env=env, capture_output=True, timeout=TIMEOUT_S)
         stdout, stderr = done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
         results = {}
         for line in stdout.splitlines():
             result = json.loads(line, parse_constant=_reject_constant)
             results[result["file"]] = result
-        runs[task] = CliRun(done.returncode, results, stderr.splitlines())
+        runs[task] = CliRun(done.returncode, results, stderr.splitlines(), writes)
     return runs
 
 
@@ -354,6 +361,7 @@ def _cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+@pytest.mark.slow  # cli_runs: both CLIs in subprocesses on the whole corpus (over a minute on 2 cores)
 @pytest.mark.parametrize("case", CASES, ids=_id)
 def test_cli_gives_a_result_or_one_error_line(case, cli_runs):
     run = cli_runs[case.task]
@@ -379,6 +387,7 @@ def test_cli_gives_a_result_or_one_error_line(case, cli_runs):
         assert not LEAKS.search(message), message
 
 
+@pytest.mark.slow  # cli_runs: both CLIs in subprocesses on the whole corpus (over a minute on 2 cores)
 @pytest.mark.parametrize("task", ["song", "face"])
 def test_cli_stderr_is_one_error_line_per_refused_file_and_nothing_else(task, cli_runs):
     run = cli_runs[task]
@@ -469,6 +478,7 @@ def _assert_the_name_is_only_text(app, name: str) -> None:
             assert name not in str(element.value).replace(markdown_code(name), ""), (kind, element.value)
 
 
+@pytest.mark.slow  # cli_runs: both CLIs in subprocesses on the whole corpus (over a minute on 2 cores)
 def test_song_page_answers_a_valid_song_after_the_hostile_ones_as_the_cli_does(song_app, cli_runs):
     control = CONTROLS["song"]
     app = _upload(song_app, control)
@@ -482,6 +492,7 @@ def test_song_page_answers_a_valid_song_after_the_hostile_ones_as_the_cli_does(s
     _record(control, "cli", _song_summary(expected))
 
 
+@pytest.mark.slow  # cli_runs: both CLIs in subprocesses on the whole corpus (over a minute on 2 cores)
 def test_face_page_answers_a_valid_photo_after_the_hostile_ones_as_the_cli_does(face_app, cli_runs):
     control = CONTROLS["face"]
     app = _upload(face_app, control)
@@ -510,26 +521,12 @@ _WRITES = ("created", "modified", "moved", "deleted", "closed")  # watchdog's ev
 _TEMPDIR_PROBE = re.compile(r"[a-z0-9_]{8}")  # tempfile._get_default_tempdir's names
 
 
-def test_no_hostile_input_makes_anything_write_a_file(tmp_path, monkeypatch):
-    """Every case (songs and pictures) through the workers the pages use and through the CLI, while
-    watchdog (inotify) watches the temp folder they are given (TMPDIR, and OPENCV_TEMP_PATH, which
-    OpenCV uses instead of /tmp) and the CLI's working folder: no file appears, changes or goes. The
-    watch is first shown to see a write there: OpenCV decoding a Radiance HDR itself, as the app did
-    before, writes the upload to a temp file. (The system temp folder is not watched: other
-    programs on the machine write there, tests of this project among them.)"""
+@contextlib.contextmanager
+def _watching(folders: list[Path], private_tmp: Path):
+    """The file-system events (watchdog, inotify) that change a file under `folders` while the body
+    runs, as (event type, path); the list is complete once the block has ended."""
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
-
-    from core.face.workers import PictureWorkers
-    from core.song.workers import SongFeatureWorkers
-
-    private_tmp, cwd, corpus = tmp_path / "tmp", tmp_path / "cwd", tmp_path / "corpus"
-    for folder in (private_tmp, cwd, corpus / NON_ASCII_DIR):
-        folder.mkdir(parents=True)
-    for name in ("TMPDIR", "TEMP", "TMP", "OPENCV_TEMP_PATH"):  # for the workers and the CLI started below
-        monkeypatch.setenv(name, str(private_tmp))
-    for case in CASES:
-        (corpus / case.cli_path).write_bytes(case.data)
 
     seen: list[tuple[str, str]] = []
 
@@ -539,41 +536,58 @@ def test_no_hostile_input_makes_anything_write_a_file(tmp_path, monkeypatch):
             # Python's tempfile.gettempdir() tries the folder once per process, with 4 bytes in a
             # file of 8 random letters that it deletes at once; TensorFlow (absl) asks for it as it loads.
             probe = path.parent == private_tmp and _TEMPDIR_PROBE.fullmatch(path.name)
-            if event.event_type in _WRITES and path not in (private_tmp, cwd) and not probe:
+            if event.event_type in _WRITES and path not in folders and not probe:
                 seen.append((event.event_type, event.src_path))
 
-    def wait_for_events(deadline_s: float) -> None:
-        stop = time.monotonic() + deadline_s
-        while not seen and time.monotonic() < stop:
-            time.sleep(0.05)
-
     observer = Observer()
-    for folder in (private_tmp, cwd):
+    for folder in folders:
         observer.schedule(Changes(), str(folder), recursive=True)
     observer.start()
     try:
-        songs, pictures = SongFeatureWorkers(1), PictureWorkers(1)
-        try:
+        yield seen
+        holds_for(lambda: not seen, 1.0)  # events still on their way from inotify
+    finally:
+        observer.stop()
+        observer.join()
+
+
+@pytest.mark.slow  # starts worker processes and runs both CLIs on the whole corpus (cli_runs)
+def test_no_hostile_input_makes_anything_write_a_file(tmp_path, monkeypatch, cli_runs):
+    """Every case (songs and pictures) through the workers the pages use and through the CLI, while
+    watchdog (inotify) watches the temp folder they are given (TMPDIR, and OPENCV_TEMP_PATH, which
+    OpenCV uses instead of /tmp) and the CLI's working folder: no file appears, changes or goes. The
+    watch is first shown to see a write there: OpenCV decoding a Radiance HDR itself, as the app did
+    before, writes the upload to a temp file. (The system temp folder is not watched: other
+    programs on the machine write there, tests of this project among them.) The CLI's runs are
+    those of cli_runs, watched the same way."""
+    from core.face.workers import PictureWorkers
+    from core.song.workers import SongFeatureWorkers
+
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    for name in ("TMPDIR", "TEMP", "TMP", "OPENCV_TEMP_PATH"):  # for the workers started below
+        monkeypatch.setenv(name, str(private_tmp))
+
+    def opencv_temp(seen, kinds) -> bool:
+        return any(kind in kinds and Path(path).name.startswith("__opencv_temp") and Path(path).parent == private_tmp
+                   for kind, path in seen)
+
+    songs, pictures = SongFeatureWorkers(1), PictureWorkers(1)
+    try:
+        with _watching([private_tmp], private_tmp) as control:
             pictures.run(hostile_files.opencv_decode, hostile_files.radiance_hdr_posing_as_photo_cd())
-            wait_for_events(10)
-            assert any(Path(path).name.startswith("__opencv_temp") and Path(path).parent == private_tmp
-                       for _, path in seen), f"the watch did not see OpenCV's temp file: {seen}"
-            time.sleep(0.5)
-            seen.clear()
+            wait_until(lambda: opencv_temp(control, {"deleted"}), 10,
+                       message=f"the watch did not see OpenCV's temp file come and go: {control}")
+        assert opencv_temp(control, _WRITES)
+        with _watching([private_tmp], private_tmp) as seen:
             for case in CASES:
                 try:
                     (songs.song_features if case.task == "song" else pictures.decode_image)(case.data)
                 except InputError:
                     pass
-        finally:
-            songs.close()
-            pictures.close()
-        for task in ("song", "face"):
-            paths = [str(corpus / c.cli_path) for c in CASES if c.task == task]
-            subprocess.run([sys.executable, "-m", "core.predict", task, *paths], cwd=cwd, env=_cli_env(),
-                           capture_output=True, timeout=TIMEOUT_S)
-        wait_for_events(1)
     finally:
-        observer.stop()
-        observer.join()
+        songs.close()
+        pictures.close()
     assert not seen, seen
+    for task in ("song", "face"):
+        assert not cli_runs[task].writes, (task, cli_runs[task].writes)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +17,7 @@ from core import cards
 from tests.conftest import music_like, wav_bytes
 from tests.live_server import LiveServer, ServerFailed
 from tests.streamlit_client import SessionClient
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 PEOPLE = 4
@@ -134,8 +134,8 @@ def test_a_closed_tab_s_song_is_dropped_once_its_reconnect_time_is_up(server):
     song_url = asyncio.run(upload_then_close())
     assert _http_status(song_url) == 200, "the song is not served right after its tab closed"
     assert server.stored_bytes()["uploads"] > 0
-    deadline = time.monotonic() + SESSION_TTL_S + 15  # the server recounts its stores every 5 s
-    while (_http_status(song_url) == 200 or server.stored_bytes()["uploads"]) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    # The server recounts its stores every 5 s.
+    wait_until(lambda: _http_status(song_url) != 200 and not server.stored_bytes()["uploads"], SESSION_TTL_S + 15,
+               interval_s=0.5, message="a closed tab's song is still kept")
     assert _http_status(song_url) == 404, "a closed tab's song is still kept"
     assert server.stored_bytes()["uploads"] == 0, "a closed tab's uploads are still in the upload store"

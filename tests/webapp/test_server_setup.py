@@ -16,8 +16,10 @@ from starlette.requests import Request
 from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
+from core.variants.zoo import model_path
 from webapp import server_setup
 from tests.conftest import ROOT
+from tests.waiting import async_wait_until, holds_for, wait_until
 
 BOUNDARY = "moodlensboundary"
 
@@ -87,23 +89,30 @@ def test_tensorflow_gets_one_thread_inside_an_operation_and_one_per_cpu_between(
 def test_analyses_take_turns_one_per_cpu():
     from webapp.loaders import analysis_slot
 
-    lock, inside, peak = threading.Lock(), [0], [0]
+    cpus = os.cpu_count() or 1
+    lock, inside, peak, done, release = threading.Lock(), [0], [0], [0], threading.Event()
 
     def analyse():
         with analysis_slot:
             with lock:
                 inside[0] += 1
                 peak[0] = max(peak[0], inside[0])
-            time.sleep(0.05)
+            release.wait(timeout=30)  # hold the slot until the test has looked
             with lock:
                 inside[0] -= 1
+                done[0] += 1
 
-    threads = [threading.Thread(target=analyse) for _ in range(3 * (os.cpu_count() or 1))]
+    threads = [threading.Thread(target=analyse) for _ in range(3 * cpus)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
-    assert peak[0] == (os.cpu_count() or 1) and inside[0] == 0
+    try:
+        wait_until(lambda: inside[0] >= cpus, 10, message="fewer analyses than CPUs got a slot")
+        assert holds_for(lambda: inside[0] == cpus, 0.2), "more analyses than CPUs ran at once"
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join()
+    assert peak[0] == cpus and inside[0] == 0 and done[0] == 3 * cpus
 
 
 class _Session:
@@ -134,14 +143,6 @@ def test_a_tab_that_reconnects_in_time_gets_its_session_back():
     assert storage.get("a") is None and session.shutdowns == 0
 
 
-def _wait_until(condition, timeout_s: float = 10.0) -> bool:
-    """Poll `condition` until it holds or `timeout_s` passes; whether it held."""
-    deadline = time.monotonic() + timeout_s
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return condition()
-
-
 def _time_up(storage, session_id: str) -> bool:
     return storage._stored[session_id][1] <= time.monotonic()
 
@@ -150,16 +151,15 @@ def test_a_closed_tab_s_session_is_shut_down_when_its_time_is_up():
     async def close_tabs():
         storage = server_setup.ClosedSessionsShutDown(ttl_s=0.2)
         gone = _stored(storage, "gone")
-        deadline = time.monotonic() + 10
-        while not gone.shutdowns and time.monotonic() < deadline:  # nothing touches the storage
-            await asyncio.sleep(0.01)
-        assert gone.shutdowns == 1, "the event loop did not shut down the session when its time was up"
+        await async_wait_until(lambda: gone.shutdowns, 10,  # nothing touches the storage meanwhile
+                               message="the event loop did not shut down the session when its time was up")
+        assert gone.shutdowns == 1
         return storage, gone, _stored(storage, "kept")
 
     storage, gone, kept = asyncio.run(close_tabs())
     assert kept.shutdowns == 0 and storage.get("gone") is None and storage.get("kept").session is kept
     # No event loop now: once its time is up, the next look at the storage shuts "kept" down.
-    assert _wait_until(lambda: _time_up(storage, "kept"))
+    wait_until(lambda: _time_up(storage, "kept"), 10, interval_s=0.005)
     assert kept.shutdowns == 0
     assert storage.list() == [] and kept.shutdowns == 1 and gone.shutdowns == 1
 
@@ -186,7 +186,7 @@ def test_a_shut_down_session_is_freed_at_once():
     gc.disable()  # no collection on its own during the test: only the storage's
     try:
         gone = weakref.ref(_stored(storage, "gone"))
-        assert _wait_until(lambda: _time_up(storage, "gone"))
+        wait_until(lambda: _time_up(storage, "gone"), 10, interval_s=0.005)
         assert gone() is not None  # the storage still holds it (the time is up, not yet looked at)
         storage.list()
         assert gone() is None, "the shut-down session and its upload are still in memory"
