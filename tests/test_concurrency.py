@@ -64,7 +64,8 @@ def _face_batches() -> list[np.ndarray]:
     return [crops[k:k + 1 + k % 4, :, :, None] for k in range(THREADS)]
 
 
-@pytest.mark.parametrize("task", ["song", "face"])
+# The song model's fresh load and trace in 8 threads takes over 10 s on 2 cores: slow; the face one stays fast.
+@pytest.mark.parametrize("task", [pytest.param("song", marks=pytest.mark.slow), "face"])
 def test_one_runner_called_from_8_threads_at_once_gives_the_single_threaded_results(task):
     runner = _fresh_runner(task)  # not traced yet: the trace itself happens in 8 threads at once
     batches = _song_batches() if task == "song" else _face_batches()
@@ -78,6 +79,7 @@ def test_one_runner_called_from_8_threads_at_once_gives_the_single_threaded_resu
             np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.slow  # 8 sessions through both models (over 10 s on 2 cores)
 def test_songs_and_photos_from_8_sessions_at_once_get_their_own_results():
     song_runner, face_runner = _fresh_runner("song"), _fresh_runner("face")
     songs = [wav_bytes(music_like(4.0 + k, 44100, seed=k), 44100) for k in range(THREADS // 2)]

@@ -11,6 +11,7 @@ from core.runner import ModelRunner
 from core.song.predict import predict_song
 
 
+@pytest.mark.slow  # trains a tiny model (session fixture)
 def test_song_evaluation_prints_the_metrics_object(tiny_song_model, tiny_music_dir, capsys):
     assert evaluate_main(["song", "--data", str(tiny_music_dir), "--model", str(tiny_song_model)]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -18,6 +19,7 @@ def test_song_evaluation_prints_the_metrics_object(tiny_song_model, tiny_music_d
     assert set(result["valence"]) == set(result["arousal"]) == {"r", "r2", "ccc", "rmse"}
 
 
+@pytest.mark.slow  # trains a tiny model (session fixture)
 def test_song_evaluation_scores_each_songs_audio_as_the_app_does_without_the_stored_log_mel(
         tiny_song_model, tiny_music_dir, tmp_path, capsys):
     folder = tmp_path / "music"
@@ -36,6 +38,7 @@ def test_song_evaluation_scores_each_songs_audio_as_the_app_does_without_the_sto
     assert f"{song_id[0]}.wav: This file could not be read as audio" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains a tiny model (session fixture)
 def test_face_evaluation_scores_rows_not_in_training_by_default(tiny_face_model, tiny_fer_file, capsys):
     assert evaluate_main(["face", "--data", str(tiny_fer_file), "--model", str(tiny_face_model)]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -40,8 +40,8 @@ def test_the_forest_plot_draws_each_interval_around_zero_coloured_by_verdict():
     assert set(by_verdict) == {"better", "no detectable difference"}
     better = by_verdict["better"]
     assert list(better.y) == ["b"] and better.marker.color == plots.VERDICT_COLOURS["better"]
-    assert better.x[0] - better.error_x.arrayminus[0] == pytest.approx(2.0)
-    assert better.x[0] + better.error_x.array[0] == pytest.approx(6.0)
+    assert better.x[0] - better.error_x.arrayminus[0] == pytest.approx(2.0, rel=1e-6)
+    assert better.x[0] + better.error_x.array[0] == pytest.approx(6.0, rel=1e-6)
     assert fig.layout.xaxis.range[0] < 0 < fig.layout.xaxis.range[1]  # zero in view though every interval is above it
     assert any(shape.x0 == 0 == shape.x1 for shape in fig.layout.shapes)
     assert list(fig.layout.yaxis.categoryarray) == ["b", "a"]  # the first row on top
@@ -64,7 +64,7 @@ def test_the_zoomed_map_holds_every_point_and_the_quadrant_lines_in_a_square():
     song = {**_song("a.mp3", 4), "valence": 0.8, "arousal": 0.75,
             "folds": {"models": 2, "points": [[0.85, 0.8], [0.78, 0.9]], "std": [0.03, 0.05]}}
     x, y = plots.mood_map_range([song])
-    assert x[1] - x[0] == pytest.approx(y[1] - y[0]) and x[1] - x[0] < 1  # square, and zoomed in
+    assert x[1] - x[0] == pytest.approx(y[1] - y[0], rel=1e-6) and x[1] - x[0] < 1  # square, and zoomed in
     for v, a in [(0.8, 0.75), (0.85, 0.8), (0.78, 0.9), (0.5, 0.5)] + [(w["valence"], w["arousal"]) for w in song["windows"]]:
         assert x[0] <= v <= x[1] and y[0] <= a <= y[1]
     assert 0 <= x[0] and x[1] <= 1 and 0 <= y[0] and y[1] <= 1
