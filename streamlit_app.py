@@ -22,11 +22,15 @@ def home() -> None:
     st.page_link(compare_page, label="**Compare variants**: see what a pooling or dropout choice does "
                                      "to each model, on held-out data and on your own song or photo.",
                  icon=":material/compare:")
+    st.page_link(library_page, label="**Library**: your whole music library on the mood map: filter it, "
+                                     "find songs like one, walk a playlist from one mood to another.",
+                 icon=":material/library_music:")
     st.caption("Everything you upload is analysed in memory and never stored.")
 
 
 song_page = st.Page("pages/song_mood.py", title="Song mood", icon=":material/music_note:")
 face_page = st.Page("pages/face_expression.py", title="Face expression", icon=":material/mood:")
 compare_page = st.Page("pages/compare_variants.py", title="Compare variants", icon=":material/compare:")
+library_page = st.Page("pages/library.py", title="Library", icon=":material/library_music:")
 st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True),
-               song_page, face_page, compare_page]).run()
+               song_page, face_page, compare_page, library_page]).run()
