@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = library_scan.scan(args.root, args.out, batch_size=args.batch, jobs=args.jobs,
                                         ray_address=args.ray, progress=not args.quiet, limit=args.limit,
                                         progress_file=bar)
-    except (ModelFileError, ValueError, FileNotFoundError) as e:
+    except (ModelFileError, ValueError, FileNotFoundError, ConnectionError, RuntimeError) as e:
         print(f"error: {e}", file=bar, flush=True)
         return 2
     finally:

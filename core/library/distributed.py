@@ -50,8 +50,10 @@ def ray_results(address: str, root: str, files: list[SongFile], known: dict, bat
     """`files` scored on the Ray cluster at `address` ("auto", "ray://host:10001", or "local" for a
     cluster started here) -> lists of results of up to `batch_size` songs, as they arrive. One actor
     per CPU of the cluster unless `actors` says."""
-    import ray
-
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("Ray is not installed: pip install -r requirements-scale.txt (or scan without --ray)") from None
     if not ray.is_initialized():
         # The workers import core from this checkout's path: the same path on every node (docs/scale.md).
         root_dir = str(Path(__file__).resolve().parent.parent.parent)
