@@ -19,7 +19,7 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
            "#17becf", "#bcbd22", "#7f7f7f")
 
 
-def _mood_map_layout(title: str) -> dict:
+def mood_map_layout(title: str) -> dict:
     """The map without songs: quadrant tints and names, the threshold lines, the axes."""
     shapes = [dict(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, fillcolor=colour, line=dict(width=0), layer="below")
               for (x0, x1), (y0, y1), colour in _QUADRANTS.values()]
@@ -96,7 +96,7 @@ def mood_map(results: list[dict], title: str = "Mood map (Russell's circumplex)"
             text=[name], textposition="top center", name=name, legendgroup=f"song {i}", meta=name,
             hovertemplate="%{meta}<br>whole song: valence %{x:.2f}, arousal %{y:.2f}"
                           f"<br>{result['mood']}<extra></extra>", **spread))
-    layout = _mood_map_layout(title)
+    layout = mood_map_layout(title)
     if zoom and results:
         x_range, y_range = layout["xaxis"]["range"], layout["yaxis"]["range"] = mood_map_range(results)
         layout["annotations"] = _quadrant_names_in(x_range, y_range)

@@ -10,7 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("core", "webapp", "pages")
 TASKS = ("core.song", "core.face")
-KERNEL_PREFIXES = ("core.song", "core.face", "core.variants", "core.predict", "core.evaluate", "core.train")
+KERNEL_PREFIXES = ("core.song", "core.face", "core.variants", "core.library", "core.predict", "core.evaluate",
+                   "core.train")
 # What trains, evaluates or measures: never imported by what serves a page.
 TRAINING = ("core.train", "core.training", "core.song.train", "core.song.ablation", "core.song.crossval",
             "core.face.train", "core.evaluate", "bench")

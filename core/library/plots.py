@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.plots import _mood_map_layout
+from core.plots import mood_map_layout
 from core.text import plotly_text
 
 QUADRANT_COLOURS = {"Q1": "#e6a817", "Q2": "#d62728", "Q3": "#1f77b4", "Q4": "#2ca02c"}
@@ -37,7 +37,7 @@ def library_map(songs: pd.DataFrame, shown: np.ndarray, highlight: np.ndarray | 
         trace.update(mode="lines+markers+text", text=[str(i + 1) for i in range(len(path))],
                      textposition="top center", line=dict(color="black", width=1.5), type="scatter")
         traces.append(trace)
-    layout = _mood_map_layout(title)
+    layout = mood_map_layout(title)
     layout.update(height=620, dragmode="lasso", clickmode="event+select", uirevision="library")
     return go.Figure(dict(data=traces, layout=layout), _validate=False)
 

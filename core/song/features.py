@@ -55,27 +55,28 @@ def windows(embeddings: np.ndarray, patch_starts_s: np.ndarray) -> tuple[np.ndar
     return patch_starts_s[first], embeddings[first[:, None] + np.arange(width)].astype(np.float32)
 
 
-def song_features(data: bytes, model: musicnn.Musicnn | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+def song_features(data: bytes, model: musicnn.LiteRTMusicnn | musicnn.Musicnn | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """Bytes -> (duration_s, start_s (k,), windows (k, w, 250) float32): what the song models need
     of a song. Raises InputError for a file that is not a usable song.
 
     The app computes the same in two steps (core.workers): `song_patches` in a worker process (the
     decoding and the log-mel, NumPy under the GIL), then `embedded_windows` where the models run
-    (musicnn in TensorFlow, which releases the GIL while it computes)."""
+    (musicnn in LiteRT, which releases the GIL while it computes)."""
     return embedded_windows(*song_patches(data), model=model)
 
 
 def embedded_windows(duration_s: float, starts_s: np.ndarray, patches_: np.ndarray,
-                     model: musicnn.Musicnn | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+                     model: musicnn.LiteRTMusicnn | musicnn.Musicnn | None = None
+                     ) -> tuple[float, np.ndarray, np.ndarray]:
     """`song_patches`'s result -> `song_features`'s: musicnn on every patch, then the windows."""
-    embeddings = (model or musicnn.default_musicnn()).embeddings(patches_)
+    embeddings = (model or musicnn.default_litert_musicnn()).embeddings(patches_)
     return (duration_s, *windows(embeddings, starts_s))
 
 
 def warm_up() -> None:
-    """musicnn loaded and traced in this process, before a person's first song."""
+    """musicnn (LiteRT) loaded and run once in this process, before a person's first song."""
     mel = musicnn.log_mel(np.zeros(musicnn.SAMPLE_RATE_HZ * 3, np.float32))
-    musicnn.default_musicnn().embeddings(musicnn.patches(mel, musicnn.patch_starts(len(mel))))
+    musicnn.default_litert_musicnn().embeddings(musicnn.patches(mel, musicnn.patch_starts(len(mel))))
 
 
 def song_tags(data_windows: np.ndarray, top: int = 5) -> list[dict]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from functools import cache
@@ -526,14 +527,26 @@ class LiteRTMusicnn:
         return cls(LiteRTModel.load(path, **kwargs))
 
     def embeddings(self, x: np.ndarray) -> np.ndarray:
-        """(p, 187, 96) patches -> (p, 250) float32: each patch's penultimate layer, then its tags."""
+        """(p, 187, 96) patches -> (p, 250) float32: each patch's penultimate layer, then its tags.
+        A long song's chunks run side by side, one per CPU (each interpreter releases the GIL)."""
         x = np.asarray(x, np.float32)
-        return np.concatenate([self.runner(x[i:i + self.CHUNK_PATCHES])
-                               for i in range(0, len(x), self.CHUNK_PATCHES)] or [np.zeros((0, EMBEDDING_DIM), np.float32)])
+        chunks = [x[i:i + self.CHUNK_PATCHES] for i in range(0, len(x), self.CHUNK_PATCHES)]
+        if not chunks:
+            return np.zeros((0, EMBEDDING_DIM), np.float32)
+        if len(chunks) == 1:
+            return self.runner(chunks[0])
+        return np.concatenate(list(_chunk_pool().map(self.runner, chunks)))
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         embeddings = self.embeddings(x)
         return embeddings[:, PENULTIMATE_UNITS:], embeddings[:, :PENULTIMATE_UNITS]
+
+
+@cache
+def _chunk_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="musicnn-chunks")
 
 
 @cache
