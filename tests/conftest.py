@@ -130,11 +130,20 @@ TINY_FACE_TRAINING = {"epochs": 2, "batch_size": 32, "mixed_bfloat16": False}
 
 
 @pytest.fixture(scope="session")
-def tiny_song_model(tiny_music_dir, tmp_path_factory) -> Path:
+def song_embedding_cache(tmp_path_factory) -> Path:
+    """One musicnn-embedding cache (`--cache`) for every song training of a session on
+    tiny_music_dir: the first training computes the songs' embeddings from their audio, the others
+    read them (core.song.features.dataset_embeddings keys them by the files and the musicnn model)."""
+    return tmp_path_factory.mktemp("song_embeddings")
+
+
+@pytest.fixture(scope="session")
+def tiny_song_model(tiny_music_dir, song_embedding_cache, tmp_path_factory) -> Path:
     from core.song.train import SONG_TRAINING, train_song
 
     out = tmp_path_factory.mktemp("models") / "tiny_song"
-    return train_song(tiny_music_dir, out, dict(TINY_SONG_CONFIG), {**SONG_TRAINING, **TINY_SONG_TRAINING}, seed=3)
+    return train_song(tiny_music_dir, out, dict(TINY_SONG_CONFIG), {**SONG_TRAINING, **TINY_SONG_TRAINING}, seed=3,
+                      cache_dir=song_embedding_cache)
 
 
 @pytest.fixture(scope="session")

@@ -21,19 +21,22 @@ def test_a_tiny_face_training_writes_a_model_and_a_complete_card(tiny_face_model
     assert model.count_params() == card["parameters"] < 15e6 / 4
 
 
-def test_the_cli_refuses_an_unknown_builder_argument(tiny_music_dir, tmp_path):
+def test_the_cli_refuses_an_unknown_builder_argument(tiny_music_dir, song_embedding_cache, tmp_path):
     with pytest.raises(ValueError, match="no argument"):
-        train_main(["song", "--data", str(tiny_music_dir), "--out", str(tmp_path / "x"),
+        train_main(["song", "--data", str(tiny_music_dir),
+                    "--cache", str(song_embedding_cache), "--out", str(tmp_path / "x"),
                     "--config", json.dumps({"poling": "max"})])
-    assert train_main(["song", "--data", str(tiny_music_dir), "--out", str(tmp_path / "x"),
+    assert train_main(["song", "--data", str(tiny_music_dir),
+                       "--cache", str(song_embedding_cache), "--out", str(tmp_path / "x"),
                        "--config", "{not json"]) == 2
 
 
 @pytest.mark.slow  # trains
-def test_the_zoo_trains_variants_that_differ_in_one_choice(tiny_music_dir, tmp_path):
+def test_the_zoo_trains_variants_that_differ_in_one_choice(tiny_music_dir, song_embedding_cache, tmp_path):
     from tests.conftest import TINY_SONG_CONFIG, TINY_SONG_TRAINING
 
     assert train_main(["song", "--zoo", "--only", "default,pooling_average", "--data", str(tiny_music_dir),
+                       "--cache", str(song_embedding_cache),
                        "--out", str(tmp_path), "--config", json.dumps(TINY_SONG_CONFIG),
                        "--training", json.dumps({**TINY_SONG_TRAINING, "epochs": 1})]) == 0
     default = cards.read_card(tmp_path / "default.keras")
@@ -41,7 +44,8 @@ def test_the_zoo_trains_variants_that_differ_in_one_choice(tiny_music_dir, tmp_p
     changed = {k for k in default["config"] if default["config"][k] != average["config"][k]}
     assert changed == {"pooling"} and average["config"]["pooling"] == "average"
     assert default["split"] == average["split"] and default["training"]["epochs"] == average["training"]["epochs"]
-    assert train_main(["song", "--zoo", "--only", "nonsense", "--data", str(tiny_music_dir)]) == 2
+    assert train_main(["song", "--zoo", "--only", "nonsense", "--data", str(tiny_music_dir),
+                       "--cache", str(song_embedding_cache)]) == 2
 
 
 @pytest.mark.slow  # trains

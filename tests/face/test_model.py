@@ -4,7 +4,7 @@ import pytest
 from core.face.model import EXPRESSIONS, build_face_cnn
 
 
-def test_default_cnn_follows_the_seed():
+def test_the_default_face_cnn_is_the_seeds_four_blocks_of_two_3x3_convolutions_and_7_outputs():
     model = build_face_cnn()
     types = [type(layer).__name__ for layer in model.layers]
     assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)

@@ -8,7 +8,7 @@ def _layer_types(model):
     return [type(layer).__name__ for layer in model.layers]
 
 
-def test_default_crnn_follows_the_seed_over_musicnn_patch_embeddings():
+def test_the_default_song_crnn_is_the_seeds_layers_over_musicnn_patch_embeddings():
     model = build_song_crnn()
     assert model.input.shape[1:] == (None, 250) and type(model.layers[1]).__name__ == "Normalization"
     types = _layer_types(model)
@@ -45,7 +45,7 @@ def test_pooling_choices_set_the_sequence_length_the_lstm_sees(kwargs, pooled_fr
     assert model.predict_on_batch(x).shape == (2, 2)
 
 
-def test_spatial_dropout_global_pooling_and_bidirectional_choices():
+def test_spatial_dropout_global_max_and_bidirectional_add_their_layers_and_dropout_adds_no_weights():
     model = build_song_crnn(spatial_dropout=True, summary="global_max", bidirectional=True)
     types = _layer_types(model)
     assert types.count("SpatialDropout1D") == 2

@@ -38,10 +38,11 @@ def test_a_tiny_song_training_writes_a_model_and_a_complete_card(tiny_song_model
 
 
 @pytest.mark.slow  # trains
-def test_the_ablation_rows_are_scored_on_the_same_folds(tiny_music_dir, tmp_path):
+def test_the_ablation_rows_are_scored_on_the_same_folds(tiny_music_dir, song_embedding_cache, tmp_path):
     from tests.conftest import TINY_SONG_CONFIG, TINY_SONG_TRAINING
 
-    assert train_main(["song", "--data", str(tiny_music_dir), "--out", str(tmp_path / "default"), "--ablation",
+    assert train_main(["song", "--data", str(tiny_music_dir),
+                       "--cache", str(song_embedding_cache), "--out", str(tmp_path / "default"), "--ablation",
                        "--config", json.dumps(TINY_SONG_CONFIG),
                        "--training", json.dumps({**TINY_SONG_TRAINING, "epochs": 1})]) == 0
     card = cards.read_card(tmp_path / "default.keras")
@@ -54,12 +55,13 @@ def test_the_ablation_rows_are_scored_on_the_same_folds(tiny_music_dir, tmp_path
 
 
 @pytest.mark.slow  # trains
-def test_a_seed_ensemble_ships_the_mean_of_its_members_in_one_file(tiny_music_dir, tmp_path):
+def test_a_seed_ensemble_ships_the_mean_of_its_members_in_one_file(tiny_music_dir, song_embedding_cache, tmp_path):
     import numpy as np
 
     from tests.conftest import TINY_SONG_CONFIG, TINY_SONG_TRAINING
 
-    assert train_main(["song", "--data", str(tiny_music_dir), "--out", str(tmp_path / "ensemble"), "--members", "2",
+    assert train_main(["song", "--data", str(tiny_music_dir),
+                       "--cache", str(song_embedding_cache), "--out", str(tmp_path / "ensemble"), "--members", "2",
                        "--config", json.dumps(TINY_SONG_CONFIG),
                        "--training", json.dumps({**TINY_SONG_TRAINING, "epochs": 1})]) == 0
     path = tmp_path / "ensemble.keras"
