@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,11 @@ from core.song import features
 from core.errors import InputError, ModelFileError
 from core.face.data import EXPRESSIONS
 from core.predict import load_task_model
-from core.runner import ModelRunner, batched
+from core.runner import batched
 from core.tf_runtime import quiet_stderr
 from core.song.predict import predict_song
 
-def evaluate_song(runner: ModelRunner, data_dir: Path) -> dict:
+def evaluate_song(runner: Callable[[np.ndarray], np.ndarray], data_dir: Path) -> dict:
     """Every annotated song's audio through the app's path (predict_song) -> core.metrics.song_metrics
     over the songs that could be scored, plus "skipped": [{"song_id", "reason"}] for each song whose
     audio is missing or was refused. Raises ValueError when no song could be scored."""
@@ -51,7 +52,7 @@ def evaluate_song(runner: ModelRunner, data_dir: Path) -> dict:
     return {**metrics.song_metrics(targets[scored], np.array(predictions)), "skipped": skipped}
 
 
-def evaluate_face(runner: ModelRunner, data_path: Path, usage: int | None = None) -> dict:
+def evaluate_face(runner: Callable[[np.ndarray], np.ndarray], data_path: Path, usage: int | None = None) -> dict:
     data = load_fer(data_path)
     rows = data.usage != FER_TRAINING if usage is None else data.usage == usage
     if not rows.any():
@@ -68,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=None,
                         help="a .keras file or a face ensemble's .json card (default: what the task's page runs, core.cards.DEFAULT_MODELS)")
     parser.add_argument("--usage", type=int, default=None, help="face: only rows of this usage")
+    parser.add_argument("--runtime", choices=["litert", "keras"], default="litert",
+                        help="litert: the .tflite files the app serves (default); keras: the .keras files in TensorFlow")
     args = parser.parse_args(argv)
     try:
-        runner = load_task_model(args.task, args.model)
+        runner = load_task_model(args.task, args.model, args.runtime)
         if args.task == "song":
             result = evaluate_song(runner, args.data)
         else:

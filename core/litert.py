@@ -65,6 +65,9 @@ class LiteRTModel:
         names in `litert_file`, after checking its SHA-256 -> a LiteRTModel. Raises ModelFileError
         naming the file when the card has no `litert_file`, or the file is missing or altered."""
         path = litert_path(model_path)
+        if not path.exists() and not cards.card_path(model_path).exists():
+            raise ModelFileError(f"The model file {Path(model_path).name} is missing ({path} and its card "
+                                 "are not there): restore them from git or retrain.")
         card = cards.read_card(model_path)
         expected = (card.get("litert_file") or {}).get("sha256")
         try:
@@ -102,9 +105,12 @@ class LiteRTModel:
     def _new_interpreter(self):
         from ai_edge_litert.interpreter import Interpreter
 
+        from core.tf_runtime import quiet_stderr
+
         try:
-            interpreter = Interpreter(model_content=self._content, num_threads=self.num_threads)
-            interpreter.allocate_tensors()
+            with quiet_stderr():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" banner
+                interpreter = Interpreter(model_content=self._content, num_threads=self.num_threads)
+                interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelFileError(f"The LiteRT file {self.name} could not be read ({e}).")
         self._made += 1

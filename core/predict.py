@@ -15,19 +15,33 @@ from pathlib import Path
 
 from core import cards
 from core.errors import InputError, ModelFileError
-from core.runner import ModelRunner
 from core.tf_runtime import quiet_stderr
 
 
-def load_task_model(task: str, path: Path | None = None):
+def load_task_model(task: str, path: Path | None = None, runtime: str = "litert"):
     """The model a command runs for `task`: `path` (a `.keras` file, or a face ensemble's `.json`
-    card), by default the task's model (core.cards.DEFAULT_MODELS: what its page runs)."""
-    path = Path(path or cards.DEFAULT_MODELS[task])
-    if path.suffix == ".json":
-        from core.face.ensemble import FaceEnsemble
+    card), by default the task's model (core.cards.DEFAULT_MODELS: what its page runs).
 
-        return FaceEnsemble.load(path)
-    return ModelRunner.load(path)
+    runtime: "litert" (what the pages serve: the `.tflite` each card names, no TensorFlow) or
+    "keras" (the `.keras` files in TensorFlow)."""
+    path = Path(path or cards.DEFAULT_MODELS[task])
+    if runtime not in ("litert", "keras"):
+        raise ValueError(f"runtime must be 'litert' or 'keras', not {runtime!r}")
+    if path.suffix == ".json":
+        if runtime == "keras":
+            from core.face.ensemble import FaceEnsemble
+
+            return FaceEnsemble.load(path)
+        from core.face.served import ServedFaceEnsemble
+
+        return ServedFaceEnsemble.load(path)
+    if runtime == "keras":
+        from core.runner import ModelRunner
+
+        return ModelRunner.load(path)
+    from core.litert import LiteRTModel
+
+    return LiteRTModel.load(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("task", choices=["song", "face"])
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--model", type=Path, default=None,
-                        help="a .keras file or a face ensemble's .json card (default: what the task's page runs, core.cards.DEFAULT_MODELS)")
+                        help="a .keras file or a face ensemble's .json card (default: what the task's page runs, "
+                             "core.cards.DEFAULT_MODELS), served by LiteRT from the .tflite its card names")
     parser.add_argument("--whole-image", action="store_true",
                         help="face: score each picture as one face, without detection")
     args = parser.parse_args(argv)

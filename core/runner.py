@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from core import cards
-from core.tf_runtime import import_keras
+
+# What scores a batch: a LiteRT model (core.litert), a ModelRunner below, or an ensemble of either.
+Scorer = Callable[[np.ndarray], np.ndarray]
 
 
 class ModelRunner:

@@ -17,7 +17,7 @@ from core.text import csv_text, markdown_code
 from core.face.predict import face_rows, picture_faces
 from webapp import live_video
 from webapp.navigation import use_app_navigation
-from webapp.loaders import analysis_slot, face_page_scorer, picture_workers
+from webapp.loaders import analysis_slot, face_keras_ensemble, face_page_scorer, picture_workers
 
 use_app_navigation()
 st.title(":material/mood: Face expression")
@@ -103,7 +103,7 @@ def show_where_it_looked(image, face: dict, i: int) -> None:
     key = (tuple(face["box"]), face["label"])
     if key not in kept:
         with analysis_slot:
-            kept[key] = saliency.picture_face_overlay(runner, image, face["box"], face["label"])
+            kept[key] = saliency.picture_face_overlay(face_keras_ensemble(), image, face["box"], face["label"])
     st.image(kept[key], caption=f"Face {i + 1}: where the models looked for '{face['label']}' "
              "(Grad-CAM; red: what raised that score most)", width=192)
 

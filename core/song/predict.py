@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from core.metrics import QUADRANT_NAMES, quadrant
-from core.runner import ModelRunner
+from core.runner import Scorer
 from core.song import features as song_features
 
 
@@ -32,7 +32,7 @@ def fold_spread(fold_windows: list[np.ndarray]) -> dict:
     return {"models": int(len(means)), "points": means.round(4).tolist(), "std": means.std(axis=0).tolist()}
 
 
-def predict_song(runner: ModelRunner, data: bytes, name: str = "",
+def predict_song(runner: Scorer, data: bytes, name: str = "",
                  features: Callable[[bytes], tuple] = song_features.song_features,
                  fold_runners: list | None = None) -> dict:
     """Bytes of a song -> its mood: mean over 30-s windows of musicnn patch embeddings, the path
