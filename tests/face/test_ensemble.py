@@ -107,7 +107,7 @@ def test_evaluate_without_a_model_scores_what_the_face_page_runs(tiny_face_model
     keras.utils.set_random_seed(5)
     second = tiny_face_model.parent / "second.keras"
     build_face_cnn(blocks=2, filters=4, dense_units=(8,)).save(second)
-    cards.write_card(second, {"model_file": {"sha256": cards.sha256_file(second)}})
+    cards.write_card(second, {"task": "face", "name": "second", "model_file": {"sha256": cards.sha256_file(second)}})
     card = tiny_face_model.parent / "ensemble.json"
     card.write_text(json.dumps(_ensemble_card(card.parent, {
         "tiny": (tiny_face_model.name, cards.sha256_file(tiny_face_model)),
