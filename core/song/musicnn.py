@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 
-import librosa
 import numpy as np
+import scipy.fft
 
 from core.cards import MODELS_DIR
 
@@ -58,9 +58,18 @@ SOURCE = {"package": "musicnn", "version": "0.1.0", "licence": "ISC",
 # --- front-end ---------------------------------------------------------------------------------
 
 def log_mel(y: np.ndarray) -> np.ndarray:
-    """(n,) float32 mono at 16 kHz -> (1 + n // 256, 96) float32, log10(10000 * mel power + 1)."""
-    power = np.abs(librosa.stft(np.asarray(y, np.float32), n_fft=N_FFT, hop_length=HOP_LENGTH)) ** 2.0
-    mel = (_mel_basis() @ power).T.astype(np.float32)
+    """(n,) float32 mono at 16 kHz -> (1 + n // 256, 96) float32, log10(10000 * mel power + 1).
+
+    librosa.feature.melspectrogram(y, sr=16000, n_fft=512, hop_length=256, n_mels=96) step for step
+    (a centred, zero-padded STFT with a periodic Hann window; Slaney mel filters), in NumPy and
+    scipy.fft: librosa's first call imports numba, seconds that a worker's start must not cost.
+    tests/song/test_musicnn.py holds it against librosa."""
+    y = np.pad(np.asarray(y, np.float32), N_FFT // 2)
+    n_frames = 1 + (len(y) - N_FFT) // HOP_LENGTH
+    frames = np.lib.stride_tricks.as_strided(y, (n_frames, N_FFT), (y.strides[0] * HOP_LENGTH, y.strides[0]))
+    spectrum = scipy.fft.rfft(frames * _hann(), axis=1)
+    power = spectrum.real ** 2 + spectrum.imag ** 2          # (frames, 257)
+    mel = (power @ _mel_basis().T).astype(np.float32)
     return np.log10(np.float32(10000.0) * mel + np.float32(1.0))
 
 
@@ -85,9 +94,37 @@ def patches(mel: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 @cache
+def _hann() -> np.ndarray:
+    """scipy.signal.get_window("hann", N_FFT, fftbins=True): (512,) float32."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa.hz_to_mel, htk=False): linear to 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, np.float64)
+    return np.where(hz >= _MIN_LOG_HZ, _MIN_LOG_HZ / _F_SP + np.log(np.maximum(hz, 1e-10) / _MIN_LOG_HZ) / _LOG_STEP,
+                    hz / _F_SP)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, np.float64)
+    return np.where(mel >= _MIN_LOG_HZ / _F_SP, _MIN_LOG_HZ * np.exp(_LOG_STEP * (mel - _MIN_LOG_HZ / _F_SP)),
+                    _F_SP * mel)
+
+
+_F_SP, _MIN_LOG_HZ, _LOG_STEP = 200.0 / 3, 1000.0, np.log(6.4) / 27.0  # Slaney's Auditory Toolbox
+
+
+@cache
 def _mel_basis() -> np.ndarray:
-    """librosa.feature.melspectrogram's filters at 16 kHz: (96, 257) float32, Slaney."""
-    return librosa.filters.mel(sr=SAMPLE_RATE_HZ, n_fft=N_FFT, n_mels=N_MELS)
+    """librosa.filters.mel(sr=16000, n_fft=512, n_mels=96) (Slaney scale and area norm):
+    (96, 257) float32 triangles over the STFT bins."""
+    bins_hz = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE_HZ)
+    edges_hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE_HZ / 2), N_MELS + 2))
+    widths = np.diff(edges_hz)
+    ramps = np.subtract.outer(edges_hz, bins_hz)
+    weights = np.maximum(0, np.minimum(-ramps[:-2] / widths[:-1, None], ramps[2:] / widths[1:, None]))
+    return (weights * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]).astype(np.float32)
 
 
 # --- the network -------------------------------------------------------------------------------

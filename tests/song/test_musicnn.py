@@ -112,3 +112,15 @@ def test_the_app_runs_msd_musicnn_pruned_to_its_live_filters_with_the_same_outpu
     # Outputs of order 1 (tags in [0, 1], the penultimate layer within +-5): float32 rounding.
     np.testing.assert_allclose(taggram, full_taggram, atol=1e-5, rtol=0)
     np.testing.assert_allclose(penultimate, full_penultimate, atol=1e-5, rtol=0)
+
+
+def test_the_log_mel_is_librosas_melspectrogram():
+    # musicnn.log_mel re-does librosa's STFT and Slaney filters without librosa (no numba at a
+    # worker's start); the log-mel of any signal must stay librosa's within float32 rounding.
+    y = np.random.default_rng(5).normal(0, 0.3, musicnn.SAMPLE_RATE_HZ * 7 + 123).astype(np.float32)
+    mel = librosa.feature.melspectrogram(y=y, sr=musicnn.SAMPLE_RATE_HZ, n_fft=musicnn.N_FFT,
+                                         hop_length=musicnn.HOP_LENGTH, n_mels=musicnn.N_MELS).T
+    expected = np.log10(10000 * mel + 1)
+    got = musicnn.log_mel(y)
+    assert got.shape == expected.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-5)
