@@ -20,7 +20,7 @@ $(VENV)/.dev-installed: requirements-dev.txt requirements-scale.txt $(VENV)/.app
 	touch $@
 
 run: $(VENV)/.app-installed
-	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) $(ARGS)
 
 test: $(VENV)/.dev-installed chromium
 	$(BIN)/python -m pytest
