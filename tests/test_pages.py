@@ -185,6 +185,7 @@ def test_face_page_card_names_the_ensembles_members():
     assert f"accuracy {card['validation']['accuracy']:.1%}" in text
 
 
+@pytest.mark.slow  # a Grad-CAM of every face variant: ~10 s on a loaded 2-core machine (the Face page's map stays fast)
 def test_compare_page_shows_where_each_variant_looks_when_asked(fer_faces):
     app = AppTest.from_file(str(ROOT / "pages" / "compare_variants.py"), default_timeout=300)
     app.run()
