@@ -17,7 +17,7 @@ OUT=${OUT:-/tmp/face_gpu_out}
 DATA=../shared/data/fer2013/fer2013.npz
 WORK=/tmp/face_members
 MEMBERS=${MEMBERS:-'{"sgd2_default": {}, "sgd2_pooling_average": {"pooling": "average"}, "sgd2_deep": {"convs_per_block": 3}, "sgd2_wide": {"filters": 40}, "sgd2_deep_wide": {"filters": 36, "convs_per_block": 3}}'}
-TRAINING=${TRAINING:-'{"epochs": 300, "batch_size": 128, "learning_rate": 0.02}'}
+TRAINING=${TRAINING:-'{"recipe": "sgd_nesterov", "epochs": 300, "batch_size": 128, "learning_rate": 0.02}'}
 STUDENT=${STUDENT-}
 mkdir -p "$OUT" "$WORK"
 if [ -z "${SKIP_WHEELS:-}" ]; then

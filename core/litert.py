@@ -73,8 +73,9 @@ class LiteRTModel:
         try:
             content = path.read_bytes()
         except FileNotFoundError:
-            raise ModelFileError(f"The LiteRT file {path} is missing: write it with "
-                                 "`python -m core.song.export` or restore it from git.")
+            raise ModelFileError(f"The LiteRT file {path} is missing: write it with `python -m core.song.export` "
+                                 "or `python -m core.face.export` (or, from a command, score the .keras with "
+                                 "--runtime keras), or restore it from git.")
         import hashlib
 
         actual = hashlib.sha256(content).hexdigest()

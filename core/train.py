@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             path = train_song(args.data, out, run_config, {**SONG_TRAINING, **overrides}, args.seed,
                               args.cache, args.ablation, members=args.members)
         else:
-            from core.face.train import FACE_TRAINING, train_face
+            from core.face.train import train_face
 
-            path = train_face(args.data, out, run_config, {**FACE_TRAINING, **overrides}, args.seed,
+            path = train_face(args.data, out, run_config, overrides, args.seed,
                               args.limit, args.continue_from)
         card = cards.read_card(path)
         print(json.dumps({"model": str(path), "validation": card["validation"]}, indent=1), flush=True)

@@ -148,10 +148,10 @@ def tiny_song_model(tiny_music_dir, song_embedding_cache, tmp_path_factory) -> P
 
 @pytest.fixture(scope="session")
 def tiny_face_model(tiny_fer_file, tmp_path_factory) -> Path:
-    from core.face.train import FACE_TRAINING, train_face
+    from core.face.train import train_face
 
     out = tmp_path_factory.mktemp("models") / "tiny_face"
-    return train_face(tiny_fer_file, out, dict(TINY_FACE_CONFIG), {**FACE_TRAINING, **TINY_FACE_TRAINING}, seed=3)
+    return train_face(tiny_fer_file, out, dict(TINY_FACE_CONFIG), dict(TINY_FACE_TRAINING), seed=3)
 
 
 @pytest.fixture(scope="session")

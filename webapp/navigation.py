@@ -14,12 +14,15 @@ from pathlib import Path
 
 import streamlit as st
 
+from webapp.server_setup import configure_server
 from webapp.streamlit_internals import runs_in_legacy_pages_mode
 
 APP_SCRIPT = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 
 
 def use_app_navigation() -> None:
+    """First thing on every page: the server's settings (every script run), then the app's navigation."""
+    configure_server()
     if runs_in_legacy_pages_mode():
         runpy.run_path(str(APP_SCRIPT))
         st.stop()

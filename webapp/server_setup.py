@@ -1,7 +1,7 @@
 """Settings of the Streamlit server process that its config file cannot make.
 
-`configure_server()` runs at the top of every script run (`streamlit_app.py`, and the pages through
-`webapp.loaders`); it is idempotent and cheap.
+`configure_server()` runs at the top of every script run (`streamlit_app.py`, and every page through
+`webapp.navigation.use_app_navigation`); it is idempotent and cheap.
 """
 
 from __future__ import annotations

@@ -164,21 +164,21 @@ def test_a_closed_tab_s_session_is_shut_down_when_its_time_is_up():
     assert storage.list() == [] and kept.shutdowns == 1 and gone.shutdowns == 1
 
 
-def test_a_loaded_model_is_traced_and_kept_out_of_the_collector():
+def test_the_face_pages_models_are_loaded_before_anyone_waits_and_kept_out_of_the_collector():
     from core import cards
     from core.face import detect as faces
-    from webapp.loaders import _load
+    from webapp.loaders import _load_face_ensemble
 
-    _load.clear()
+    _load_face_ensemble.clear()
     gc.unfreeze()
     try:
-        runner = _load(str(model_path("face", "default")), "face")
-        assert runner._infer.experimental_get_tracing_count() == 1  # before anyone waits on it
-        assert faces._detectors_made == faces.MAX_DETECTORS  # and the face detectors made
-        assert gc.get_freeze_count() > 100_000  # TensorFlow and the model, out of full collections
+        ensemble = _load_face_ensemble(str(cards.DEFAULT_MODELS["face"]))
+        assert all(m._made >= 1 for m in ensemble.members.values())  # each member's interpreter made
+        assert faces._detectors_made == faces.MAX_DETECTORS  # and the face detectors
+        assert gc.get_freeze_count() > 10_000  # the loaded objects, out of full collections
     finally:
         gc.unfreeze()
-        _load.clear()
+        _load_face_ensemble.clear()
 
 
 def test_a_shut_down_session_is_freed_at_once():
