@@ -35,48 +35,62 @@ def main() -> None:
 
 
 def measure(repeats: int, figures: dict) -> None:
+    """Both runtimes side by side in one run, their stages taking turns: TensorFlow (the Keras files,
+    as the app served them before issue 24) and LiteRT (the .tflite files the app serves now)."""
+    from core.litert import LiteRTModel
     from core.runner import ModelRunner
     from core.song.predict import predict_song
 
     data, source = three_minute_mp3()
     print(f"song: 180 s, 44.1 kHz stereo mp3 ({len(data) / 1e6:.1f} MB, {source})")
-    start = time.perf_counter()
-    runner = ModelRunner.load(cards.DEFAULT_MODELS["song"])
-    load_s = time.perf_counter() - start
-    start = time.perf_counter()
-    first = predict_song(runner, data)
-    first_s = time.perf_counter() - start
-    print(f"model load: {load_s:.2f} s; first prediction after start-up (traces the model): {first_s:.2f} s")
-    print(f"windows per song: {len(first['windows'])}")
-
     clip = demo_clip(data[:len(data) // 6])
-    network = musicnn.default_musicnn()
+    runtimes = {}
+    for name, load_model, load_musicnn in (
+            ("tensorflow", ModelRunner.load, lambda: musicnn.Musicnn.load()),
+            ("litert", LiteRTModel.load, lambda: musicnn.LiteRTMusicnn.load())):
+        start = time.perf_counter()
+        runner, network = load_model(cards.DEFAULT_MODELS["song"]), load_musicnn()
+        load_s = time.perf_counter() - start
+        start = time.perf_counter()
+        features = (lambda net: lambda d: song_features.song_features(d, model=net))(network)
+        first = predict_song(runner, data, features=features)
+        runtimes[name] = {"runner": runner, "network": network, "features": features, "load_s": load_s,
+                          "first_s": time.perf_counter() - start, "first": first}
+        print(f"{name}: models loaded in {load_s:.2f} s; first prediction {runtimes[name]['first_s']:.2f} s")
     _, _, patches = song_features.song_patches(data)
-    embeddings = network.embeddings(patches)
+    embeddings = runtimes["litert"]["network"].embeddings(patches)
     _, windows = song_features.windows(embeddings, np.arange(len(patches)) * musicnn.PATCH_S)
+    stages = {"decode": lambda: decode.load_mono(data, musicnn.SAMPLE_RATE_HZ),
+              "patches": lambda: song_features.song_patches(data)}
+    for name, r in runtimes.items():
+        stages.update({f"{name} musicnn": (lambda net: lambda: net.embeddings(patches))(r["network"]),
+                       f"{name} model": (lambda run: lambda: run(windows))(r["runner"]),
+                       f"{name} whole": (lambda run, f: lambda: predict_song(run, data, features=f))(r["runner"], r["features"]),
+                       f"{name} clip": (lambda run, f: lambda: predict_song(run, clip, features=f))(r["runner"], r["features"])})
     load_before = os.getloadavg()[0]
-    times, cpu = timed_rounds({"decode": lambda: decode.load_mono(data, musicnn.SAMPLE_RATE_HZ),
-                               "patches": lambda: song_features.song_patches(data),
-                               "musicnn": lambda: network.embeddings(patches),
-                               "model": lambda: runner(windows),
-                               "whole": lambda: predict_song(runner, data),
-                               "clip": lambda: predict_song(runner, clip)}, repeats)
+    times, cpu = timed_rounds(stages, repeats)
     med = {name: 1000 * statistics.median(t) for name, t in times.items()}
-    cpu_ratio = statistics.median(cpu["whole"]) / statistics.median(times["whole"])
-    figures.update({"source": source, "song_mb": len(data) / 1e6, "model_load_s": load_s, "first_prediction_s": first_s,
-                    "patches": len(patches), "windows": len(windows), "repeats": repeats,
-                    "median_ms": med, "goals_ms": GOALS_MS, "cpu_over_wall_whole": cpu_ratio,
-                    "goals_met": {k: med[k] <= goal for k, goal in GOALS_MS.items()}})
-    print(f"median of {repeats} rounds (load average {load_before:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs):")
-    print(f"  30-s clip: bytes -> finished result  {med['clip']:7.0f} ms  (goal <= {GOALS_MS['clip']})")
-    print(f"  3-min song ({len(patches)} patches, {len(windows)} windows):")
-    print(f"    decode to 16 kHz mono              {med['decode']:7.0f} ms")
-    print(f"    decode + 16 kHz + log-mel patches  {med['patches']:7.0f} ms")
-    print(f"    musicnn on every patch             {med['musicnn']:7.0f} ms")
-    print(f"    CRNN on all windows                {med['model']:7.0f} ms")
-    print(f"    bytes -> finished result           {med['whole']:7.0f} ms  (goal <= {GOALS_MS['whole']})")
-    print(f"  CPU time / wall time, 3-min song     {cpu_ratio:7.2f}  (threads at work at once)")
+    cpu_ms = {name: 1000 * statistics.median(c) for name, c in cpu.items()}
+    diff = max(abs(runtimes["litert"]["first"][k] - runtimes["tensorflow"]["first"][k]) for k in ("valence", "arousal"))
+    figures.update({"source": source, "song_mb": len(data) / 1e6, "patches": len(patches), "windows": len(windows),
+                    "repeats": repeats, "median_ms": med, "median_cpu_ms": cpu_ms, "goals_ms": GOALS_MS,
+                    "load_s": {k: r["load_s"] for k, r in runtimes.items()},
+                    "first_prediction_s": {k: r["first_s"] for k, r in runtimes.items()},
+                    "max_abs_difference_valence_arousal": diff,
+                    "litert_over_tensorflow": {k: med[f"litert {k}"] / med[f"tensorflow {k}"] for k in ("clip", "whole", "musicnn", "model")},
+                    "goals_met": {k: med[f"litert {k}"] <= goal for k, goal in GOALS_MS.items()}})
+    print(f"median of {repeats} rounds, stages taking turns (load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs); wall ms (CPU ms):")
+    print(f"  3-min song: {len(patches)} patches, {len(windows)} windows; decode to 16 kHz {med['decode']:.0f}, "
+          f"+ log-mel patches {med['patches']:.0f}")
+    print(f"  {'':28s} {'TensorFlow':>16s} {'LiteRT':>16s} {'LiteRT / TF':>12s}")
+    for key, label in (("clip", "30-s clip, bytes -> result"), ("whole", "3-min song, bytes -> result"),
+                       ("musicnn", "musicnn, every patch"), ("model", "CRNN ensemble, all windows")):
+        tf_ms, lite_ms = med[f"tensorflow {key}"], med[f"litert {key}"]
+        print(f"  {label:28s} {tf_ms:8.0f} ({cpu_ms[f'tensorflow {key}']:5.0f}) {lite_ms:8.0f} ({cpu_ms[f'litert {key}']:5.0f}) "
+              f"{lite_ms / tf_ms:12.2f}")
+    print(f"  goals (LiteRT): clip <= {GOALS_MS['clip']} ms, song <= {GOALS_MS['whole']} ms; largest valence/arousal "
+          f"difference between the runtimes {diff:.1e}")
 
 
 if __name__ == "__main__":
