@@ -33,6 +33,8 @@ BLOCK_FILES = {
     "load-bench": "docs/performance.md", "load-probe-bench": "docs/performance.md",
     "load-memory-bench": "docs/performance.md", "load-closed-bench": "docs/performance.md",
     "cold-start-bench": "docs/performance.md", "live-bench": "docs/performance.md",
+    "litert-song-bench": "docs/performance.md", "face-vs-fer-bench": "docs/performance.md",
+    "library-scan-bench": "docs/scale.md",
 }
 
 # Each bench block: its report in bench/results/, and the bench with its options (--run).
@@ -49,6 +51,9 @@ BENCHES = {
                           "140", "--summary"),
     "cold-start-bench": ("cold_start.json", "cold_start"),
     "live-bench": ("live_fps.json", "live_fps"),
+    "litert-song-bench": ("litert_song.json", "litert_song"),
+    "face-vs-fer-bench": ("face_vs_fer.json", "face_vs_fer"),
+    "library-scan-bench": ("library_scan.json", "library_scan", "--songs", "764"),
 }
 
 
