@@ -17,7 +17,8 @@ from core.metrics import compared_metrics
 from core.text import csv_text, markdown_code
 from core.variants.zoo import DEFAULT, trained_variants, what_the_page_runs
 from webapp.navigation import use_app_navigation
-from webapp.loaders import analysis_slot, fold_runners, picture_workers, song_feature_workers, variant_runners
+from webapp import design_panel
+from webapp.loaders import analysis_slot, fold_runners, picture_workers, song_feature_workers
 
 use_app_navigation()
 st.title(":material/compare: Compare variants")
@@ -28,7 +29,7 @@ st.write("Each variant is its task's default model with **one** layer choice cha
 
 TASKS = {"Song mood (CRNN)": "song", "Face expression (CNN)": "face"}
 task = TASKS[st.radio("Model", list(TASKS), horizontal=True)]
-zoo = trained_variants(task)
+zoo = design_panel.with_designed_variants(task, trained_variants(task))  # + this server's designed variants
 if DEFAULT not in zoo or len(zoo) < 2:
     st.error(f"Fewer than two trained {task} variants were found in models/{task}/. Train the zoo with "
              f"`python -m core.train {task} --zoo --data …` (see the README).")
@@ -230,6 +231,7 @@ def your_input_results() -> None:
 
 
 # Asked for once the page's inputs are drawn: the page is usable while they load (webapp.loaders).
-runners = variant_runners(task, names)
+runners = design_panel.runners_for(task, names)
 your_input_results()
 held_out_data()
+design_panel.design_a_variant(task, zoo)
