@@ -33,7 +33,7 @@ BLOCK_FILES = {
     "load-bench": "docs/performance.md", "load-probe-bench": "docs/performance.md",
     "load-memory-bench": "docs/performance.md", "load-closed-bench": "docs/performance.md",
     "cold-start-bench": "docs/performance.md", "live-bench": "docs/performance.md",
-    "litert-song-bench": "docs/performance.md", "face-vs-fer-bench": "docs/performance.md",
+    "litert-song-bench": "docs/litert.md", "face-vs-fer-bench": "docs/litert_face.md",
     "library-scan-bench": "docs/scale.md",
 }
 
