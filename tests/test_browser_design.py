@@ -74,11 +74,11 @@ def test_a_person_designs_a_variant_watches_it_learn_and_sees_it_in_the_forest_p
     try:
         page.goto(f"{design_server.url}/compare_variants")
         wait_until_idle(page, 'h1:has-text("Compare variants")', 'h3:has-text("Design a variant")')
-        lstm = page.get_by_label("LSTM units per layer")
+        lstm = page.get_by_role("textbox", name="LSTM units per layer")
         lstm.fill("32, 16")
         lstm.press("Enter")
         wait_until_idle(page)
-        name = page.get_by_label("Name of your variant")
+        name = page.get_by_role("textbox", name="Name of your variant")
         name.fill(NAME)
         name.press("Enter")
         wait_until_idle(page)
