@@ -85,6 +85,7 @@ class Metric:
     scale: float = 1.0
     unit: str = ""
     compared: bool = True
+    percent: bool = False            # shown as a percentage (a share of items), else as a number
 
     def of(self, metrics: dict) -> float:
         """This metric's value in one metrics result (or a {"mean": ..., "sd": ...} half of one)."""
@@ -93,8 +94,8 @@ class Metric:
         return float(metrics)
 
     def text(self, value: float) -> str:
-        """The value as a table shows it: a share as a percentage, a correlation with 3 decimals."""
-        return f"{value:.1%}" if self.scale == 100 else f"{value:.{self.decimals}f}"
+        """The value as a table shows it: a share as a percentage, a correlation or an F1 with 3 decimals."""
+        return f"{value:.1%}" if self.percent else f"{value:.3f}"
 
 
 _POINTS = dict(decimals=1, scale=100.0, unit=" points")
@@ -104,8 +105,8 @@ METRICS: dict[str, tuple[Metric, ...]] = {
              Metric("arousal_r", "arousal r", ("arousal", "r")),
              Metric("valence_ccc", "valence CCC", ("valence", "ccc")),
              Metric("arousal_ccc", "arousal CCC", ("arousal", "ccc"), compared=False),
-             Metric("quadrant_accuracy", "quadrant accuracy", ("quadrant_accuracy",), **_POINTS)),
-    "face": (Metric("accuracy", "accuracy", ("accuracy",), **_POINTS),
+             Metric("quadrant_accuracy", "quadrant accuracy", ("quadrant_accuracy",), percent=True, **_POINTS)),
+    "face": (Metric("accuracy", "accuracy", ("accuracy",), percent=True, **_POINTS),
              Metric("macro_f1", "macro-F1", ("macro_f1",), **_POINTS)),
 }
 
