@@ -211,7 +211,7 @@ class WorkerPool:
             worker.stop()
 
 
-def _limit_memory(added_mb: int) -> None:
+def limit_memory(added_mb: int) -> None:
     """From now on this process's address space may grow by at most added_mb: an allocation over it
     fails (MemoryError in Python, a failed decode in OpenCV) instead of swelling the machine."""
     with open("/proc/self/status") as status:
@@ -224,7 +224,7 @@ def serve(options: list[str]) -> None:
     """A worker's life: answer calls from stdin on stdout until stdin closes.
 
     options: `--prepare=MODULE:FUNCTION` (called once before the first request: the task's imports
-    and warm-up), `--keep-freed-memory` (see core.patches.keep_freed_memory), `--memory-mb=N` (see _limit_memory)."""
+    and warm-up), `--keep-freed-memory` (see core.patches.keep_freed_memory), `--memory-mb=N` (see limit_memory)."""
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library's print goes to stderr, not into a reply
     requests = sys.stdin.buffer
@@ -235,7 +235,7 @@ def serve(options: list[str]) -> None:
         elif option == "--keep-freed-memory":
             patches.keep_freed_memory()
         elif option.startswith("--memory-mb="):
-            _limit_memory(int(option.removeprefix("--memory-mb=")))
+            limit_memory(int(option.removeprefix("--memory-mb=")))
     _send(replies, "ready")
     while True:
         try:

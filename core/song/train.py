@@ -67,10 +67,11 @@ def predict_sequences(model, embeddings: np.ndarray, n_patches: np.ndarray) -> n
 
 
 def fit_song_crnn(config: dict, training: dict, data: dict, train: np.ndarray, seed: int,
-                  test: np.ndarray | None = None):
+                  test: np.ndarray | None = None, on_epoch=None):
     """Train the song CRNN on the songs `train` -> (model that outputs raw (valence, arousal),
     curves). With `test`, the curves include its loss after each epoch (watched, never used to stop
-    or select: every run trains for training["epochs"] epochs)."""
+    or select: every run trains for training["epochs"] epochs). `on_epoch(epoch, loss, val_loss)`
+    (val_loss None without `test`) is called after each epoch: a designed variant's live curves."""
     keras = keras_module()
     from core.song.model import build_song_crnn, fold_target_scaling
 
@@ -93,12 +94,14 @@ def fit_song_crnn(config: dict, training: dict, data: dict, train: np.ndarray, s
     batches = _sequence_batches(keras, data["embeddings"][:, train], data["n_patches"][:, train], z[train],
                                 training, seed)
     curves = {"loss": []}
-    for _ in range(training["epochs"]):
+    for epoch in range(training["epochs"]):
         losses = [float(np.asarray(model.train_on_batch(*batches[i]))) for i in range(len(batches))]
         curves["loss"].append(float(np.mean(losses)))
         batches.on_epoch_end()
         if validation:
             validation.on_epoch_end(model)
+        if on_epoch:
+            on_epoch(epoch, curves["loss"][-1], validation.losses[-1] if validation else None)
     if validation:
         curves["val_loss"] = validation.losses
     fold_target_scaling(model, mean, std)
@@ -181,11 +184,11 @@ def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: in
     card = {
         "task": "song", "name": out.name, "builder": "core.song.model.build_song_crnn", "config": config,
         "input": {"features": "musicnn MSD embeddings of 3-s patches (core.song.features)",
-                  "musicnn_model": cards.read_card(_musicnn_path())["model_file"],
-                  "window_patches": _window_patches(), "max_patches": _max_patches()},
+                  "musicnn_model": cards.read_card(musicnn_path())["model_file"],
+                  "window_patches": window_patches(), "max_patches": max_patches()},
         "training": {**training, "seed": seed, "epochs_run": training["epochs"],
                      "loss": "mse on standardised targets (+ L2)",
-                     "augmentation": f"random crops of {training['min_crop_patches']} to {_window_patches()} "
+                     "augmentation": f"random crops of {training['min_crop_patches']} to {window_patches()} "
                                      "consecutive patches, from the app's patch grid or one shifted by half a "
                                      "patch; short songs repeat their patches",
                      "selection": "none: a fixed number of epochs for every fold and for the shipped model",
@@ -236,19 +239,19 @@ def train_song(data_dir: Path, out: Path, config: dict, training: dict, seed: in
     return path
 
 
-def _musicnn_path() -> Path:
+def musicnn_path() -> Path:
     from core.song.musicnn import MODEL_PATH
 
     return MODEL_PATH
 
 
-def _window_patches() -> int:
+def window_patches() -> int:
     from core.song.features import WINDOW_PATCHES
 
     return WINDOW_PATCHES
 
 
-def _max_patches() -> int:
+def max_patches() -> int:
     from core.song.features import MAX_PATCHES
 
     return MAX_PATCHES

@@ -22,7 +22,6 @@ space (RLIMIT_AS) and CPU time (RLIMIT_CPU) once its data is loaded.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import resource
@@ -48,60 +47,26 @@ class _Events:
 def _limit_resources(memory_mb: int, limit_s: float) -> None:
     """Address space may grow by memory_mb from here; CPU time is capped a little past the limit
     (the queue kills the process at the wall-clock limit; this is the backstop)."""
-    from core.workers import _limit_memory
+    from core.workers import limit_memory
 
-    _limit_memory(memory_mb)
+    limit_memory(memory_mb)
     cpu = int(limit_s * THREADS) + 30
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
 
 
 def fit_fold(config: dict, training: dict, data: dict, train: np.ndarray, seed: int, test: np.ndarray | None,
              on_epoch) -> tuple:
-    """core.song.train.fit_song_crnn, with `on_epoch(epoch, loss, val_loss)` after each epoch.
-
-    fit_song_crnn takes no per-epoch callback; until it does (an `on_epoch` argument), this is its
-    loop, step for step (tests/variants/test_design.py checks both give the same curves and weights)."""
+    """core.song.train.fit_song_crnn, with `on_epoch(epoch, loss, val_loss)` after each epoch."""
     from core.song import train as song_train
 
-    if "on_epoch" in inspect.signature(song_train.fit_song_crnn).parameters:
-        return song_train.fit_song_crnn(config, training, data, train, seed, test, on_epoch=on_epoch)
-    from core.song.model import build_song_crnn, fold_target_scaling
-    from core.training import keras_module
-
-    keras = keras_module()
-    keras.utils.set_random_seed(seed)
-    targets = data["targets"]
-    mean, std = targets[train].mean(0), targets[train].std(0)
-    z = ((targets - mean) / std).astype(np.float32)
-    model = build_song_crnn(**config)
-    grid0, n0 = data["embeddings"][0], data["n_patches"][0]
-    patches = np.concatenate([e[:n] for e, n in zip(grid0[train], n0[train])])
-    model.get_layer("standardize").adapt(patches[:, None, :])
-    model.compile(keras.optimizers.Adam(training["learning_rate"]), loss="mse")
-    batches = song_train._sequence_batches(keras, data["embeddings"][:, train], data["n_patches"][:, train],
-                                           z[train], training, seed)
-    curves = {"loss": []}
-    if test is not None:
-        curves["val_loss"] = []
-    for epoch in range(training["epochs"]):
-        losses = [float(np.asarray(model.train_on_batch(*batches[i]))) for i in range(len(batches))]
-        curves["loss"].append(float(np.mean(losses)))
-        batches.on_epoch_end()
-        val = None
-        if test is not None:
-            pred = song_train.predict_sequences(model, grid0[test], n0[test])
-            val = float(np.mean((pred - z[test]) ** 2))
-            curves["val_loss"].append(val)
-        on_epoch(epoch, curves["loss"][-1], val)
-    fold_target_scaling(model, mean, std)
-    return model, curves, {"mean": mean.tolist(), "std": std.tolist()}
+    return song_train.fit_song_crnn(config, training, data, train, seed, test, on_epoch=on_epoch)
 
 
 def train_design(job: dict, emit) -> Path:
     """Cross-validate the design on the zoo's folds, train it on every song, write it with its card."""
     from core import cards, metrics
     from core.song.crossval import fold_summary
-    from core.song.train import _max_patches, _musicnn_path, _window_patches, predict_sequences, song_training_data
+    from core.song.train import max_patches, musicnn_path, predict_sequences, song_training_data, window_patches
     from core.splits import fingerprint, stratified_folds
     from core.training import keras_module, latency_ms, save_model, without_optimizer
     from core.variants import verdicts
@@ -153,8 +118,8 @@ def train_design(job: dict, emit) -> Path:
     card = {
         "task": "song", "name": name, "builder": "core.song.model.build_song_crnn", "config": config,
         "input": {"features": "musicnn MSD embeddings of 3-s patches (core.song.features)",
-                  "musicnn_model": cards.read_card(_musicnn_path())["model_file"],
-                  "window_patches": _window_patches(), "max_patches": _max_patches()},
+                  "musicnn_model": cards.read_card(musicnn_path())["model_file"],
+                  "window_patches": window_patches(), "max_patches": max_patches()},
         "training": {**training, "seed": seed, "epochs_run": training["epochs"],
                      "loss": "mse on standardised targets (+ L2)",
                      "augmentation": default_card["training"].get("augmentation", ""),

@@ -303,9 +303,9 @@ def test_cancel_stops_a_training_worker_within_2_s(tiny_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_workers_epoch_loop_is_fit_song_crnns(tiny_data):
-    """design_worker.fit_fold repeats core.song.train.fit_song_crnn's loop (for its per-epoch
-    callback): the same seed gives the same curves and weights."""
+def test_the_per_epoch_callback_sees_every_epoch_and_changes_no_training(tiny_data):
+    """fit_song_crnn's `on_epoch` (what the worker streams) is called once per epoch with that
+    epoch's losses, and a run with it gives the same curves and weights as one without."""
     from core.song.train import fit_song_crnn, song_training_data
     from core.variants.design_worker import fit_fold
 
@@ -322,6 +322,8 @@ def test_the_workers_epoch_loop_is_fit_song_crnns(tiny_data):
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert [e[0] for e in seen] == [0, 1]
+    assert [e[1] for e in seen] == pytest.approx(our_curves["loss"], rel=1e-9)
+    assert [e[2] for e in seen] == pytest.approx(our_curves["val_loss"], rel=1e-9)
 
 
 # ---------------------------------------------------------------- joining the comparison
