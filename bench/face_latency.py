@@ -42,7 +42,7 @@ def main() -> None:
 
 def measure(repeats: int, figures: dict) -> None:
     from core.face import saliency
-    from core.face.ensemble import FaceEnsemble
+    from core.face.served import FaceEnsemble
     from core.runner import ModelRunner
 
     pool = fer_faces(200)

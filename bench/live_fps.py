@@ -64,7 +64,7 @@ def main() -> None:
     tensorflow_threads()  # as the server runs
     from core.variants.zoo import model_path
     from core.face import detect
-    from core.face.ensemble import FaceEnsemble
+    from core.face.served import FaceEnsemble
     from core.runner import ModelRunner
 
     detect.prepare_detectors()

@@ -23,7 +23,7 @@ import numpy as np
 from bench.common import FER_FILE, Report, add_report_option, face_in_frame, fer_faces
 from core import cards, plots
 from core.face import detect as faces
-from core.face.ensemble import FaceEnsemble
+from core.face.served import FaceEnsemble
 from core.face.predict import analyse_picture
 from core.runner import ModelRunner
 from core.song.predict import predict_song

@@ -28,13 +28,9 @@ def load_task_model(task: str, path: Path | None = None, runtime: str = "litert"
     if runtime not in ("litert", "keras"):
         raise ValueError(f"runtime must be 'litert' or 'keras', not {runtime!r}")
     if path.suffix == ".json":
-        if runtime == "keras":
-            from core.face.ensemble import FaceEnsemble
+        from core.face.served import FaceEnsemble
 
-            return FaceEnsemble.load(path)
-        from core.face.served import ServedFaceEnsemble
-
-        return ServedFaceEnsemble.load(path)
+        return FaceEnsemble.load(path, runtime)
     if runtime == "keras":
         from core.runner import ModelRunner
 

@@ -120,7 +120,7 @@ def test_face_page_shows_probabilities_for_a_photo(face_page, fer_faces):
     assert not face_page.exception and not face_page.error
     # The bars are this face's probabilities from the page's ensemble (core.predict on the same bytes),
     # in the order of the seven expressions, and the title names the top one.
-    from core.face.ensemble import FaceEnsemble
+    from core.face.served import FaceEnsemble
     from core.face.predict import predict_faces
 
     expected = predict_faces(FaceEnsemble.load(), photo)["faces"]  # the ensemble its card names

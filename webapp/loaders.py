@@ -1,6 +1,6 @@
 """The app's models, loaded once per server process and shared by every session.
 
-The pages serve through LiteRT (core.litert; the face ensemble core.face.served): no TensorFlow is
+The pages serve through LiteRT (core.litert; the face ensemble core.face.served.FaceEnsemble): no TensorFlow is
 imported until a person asks for what only Keras can give (Grad-CAM, Monte Carlo dropout, the
 Compare page's look inside each variant); those loaders import it then."""
 
@@ -17,7 +17,7 @@ import streamlit as st
 from core import cards
 from core.errors import ModelFileError
 from core.face import detect
-from core.face.served import ServedFaceEnsemble
+from core.face.served import FaceEnsemble
 from core.face.workers import PictureWorkers
 from core.litert import LiteRTModel
 from core.song.workers import SongFeatureWorkers
@@ -128,16 +128,16 @@ def picture_workers() -> PictureWorkers:
 
 
 @st.cache_resource(show_spinner=False)
-def _load_face_ensemble(card_path: str) -> ServedFaceEnsemble:
+def _load_face_ensemble(card_path: str) -> FaceEnsemble:
     """The Face page's ensemble (its card at `card_path`) on LiteRT, run once, and the detectors."""
-    ensemble = ServedFaceEnsemble.load(Path(card_path))
+    ensemble = FaceEnsemble.load(Path(card_path))
     ensemble(np.zeros((1, *INPUT_SHAPES["face"]), np.float32))
     detect.prepare_detectors()
     keep_loaded_objects_out_of_gc()
     return ensemble
 
 
-def face_page_scorer() -> ServedFaceEnsemble:
+def face_page_scorer() -> FaceEnsemble:
     """What the Face page runs: the ensemble its card names (core.cards.DEFAULT_MODELS["face"]); on a
     missing or altered file, a clear message and the page stops."""
     try:
@@ -149,10 +149,8 @@ def face_page_scorer() -> ServedFaceEnsemble:
 
 @st.cache_resource(show_spinner="Loading the models' Keras copies (first time only)…")
 def face_keras_ensemble(card_path: str = str(cards.DEFAULT_MODELS["face"])):
-    """The Face page's ensemble in Keras (core.face.ensemble.FaceEnsemble): what Grad-CAM needs."""
-    from core.face.ensemble import FaceEnsemble
-
-    ensemble = FaceEnsemble.load(Path(card_path))
+    """The Face page's ensemble in Keras (its members' .keras files in TensorFlow): what Grad-CAM needs."""
+    ensemble = FaceEnsemble.load(Path(card_path), runtime="keras")
     keep_loaded_objects_out_of_gc()
     return ensemble
 

@@ -3,7 +3,7 @@ without costing accuracy? Chosen on one half of PublicTest, read on the other.
 
     python -m bench.experiments.face_class_priors [--json PATH]
 
-The probabilities are the page's (core.face.ensemble.FaceEnsemble.load(), mirror included). The
+The probabilities are the page's (core.face.served.FaceEnsemble.load(), mirror included). The
 weights w (one per class, probabilities times exp(w), w in -1..1.5) are found by coordinate ascent
 on the even rows, then on the odd rows, for three aims: macro-F1, accuracy, and macro-F1 without
 lower accuracy on the rows they are chosen on. Each is scored on the other half. The page uses no
@@ -19,7 +19,9 @@ import numpy as np
 from bench.common import FER_FILE, Report, add_report_option
 from core import metrics
 from core.face.data import EXPRESSIONS
-from core.face.ensemble import FaceEnsemble, batched, public_test
+from core.face.ensemble import public_test
+from core.face.served import FaceEnsemble
+from core.runner import batched
 
 NAME = "experiments.face_class_priors"
 GRID = np.linspace(-1.0, 1.5, 26)

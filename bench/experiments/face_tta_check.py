@@ -18,7 +18,9 @@ import numpy as np
 from bench.common import FER_FILE, Report, add_report_option
 from core import metrics
 from core.face.data import EXPRESSIONS
-from core.face.ensemble import FaceEnsemble, batched, mirrored, public_test
+from core.face.ensemble import public_test
+from core.face.served import FaceEnsemble, mirrored
+from core.runner import batched
 
 NAME = "experiments.face_tta_check"
 SHIFT_PX = 2

@@ -8,7 +8,7 @@ their probabilities averaged.
         writes models/face/ensemble.json: the members with their SHA-256, the mirror average, the
         PublicTest metrics of exactly what `FaceEnsemble` computes, and the latency here.
 
-The ensemble's card is read by `FaceEnsemble.load`, which refuses a member whose file is not the
+The ensemble's card is read by `core.face.served.FaceEnsemble.load`, which refuses a member whose file is not the
 one the card measured. `python -m core.evaluate face --data FILE` (no --model) scores this.
 """
 
@@ -31,69 +31,11 @@ from core import cards, metrics
 from core.face import detect as faces
 from core.face.data import EXPRESSIONS
 from core.errors import ModelFileError
+from core.face.served import ENSEMBLE_CARD, FaceEnsemble, mirrored
 from core.runner import ModelRunner, batched
 from core.variants.zoo import ZOO, model_path
 
-ENSEMBLE_CARD = cards.DEFAULT_MODELS["face"]
 BATCH = 256  # faces per call when scoring a data set
-
-
-def mirrored(x: np.ndarray) -> np.ndarray:
-    """Faces (n, h, w, c) mirrored left to right."""
-    return np.ascontiguousarray(x[:, :, ::-1, :])
-
-
-class FaceEnsemble:
-    """Members' probabilities averaged, each member optionally averaged over the face and its mirror
-    image. Called like a `ModelRunner`: (n, 48, 48, 1) float32 0..255 -> (n, 7) probabilities, one
-    traced call per member (the faces and their mirrors in one batch)."""
-
-    def __init__(self, members: dict[str, ModelRunner], mirror: bool = True, card: dict | None = None):
-        if not members:
-            raise ValueError("an ensemble needs at least one member")
-        self.members, self.mirror = dict(members), bool(mirror)
-        self.card = card if card is not None else {"members": [{"name": n} for n in members],
-                                                   "mirror_average": self.mirror}
-
-    @classmethod
-    def load(cls, card_path: Path | None = None) -> "FaceEnsemble":
-        """The ensemble its card describes (default: ENSEMBLE_CARD, what the Face page runs). Each
-        member is checked against its own card (its SHA-256) and against the ensemble's card, so a
-        retrained member is refused until the ensemble's card is written again (its metrics were
-        measured on the old file). Raises ModelFileError naming the file that is wrong."""
-        card_path = Path(card_path or ENSEMBLE_CARD)
-        try:
-            card = json.loads(card_path.read_text())
-        except FileNotFoundError:
-            raise ModelFileError(f"The ensemble card {card_path} is missing: write it with "
-                                 "`python -m core.face.ensemble card`.")
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ModelFileError(f"The ensemble card {card_path} is not valid JSON ({e}).")
-        try:
-            listed, mirror = [(m["name"], m["file"], m["sha256"]) for m in card["members"]], card["mirror_average"]
-        except (KeyError, TypeError) as e:
-            raise ModelFileError(f"The ensemble card {card_path} lacks its members or mirror_average ({e!r}).")
-        members = {}
-        for name, file, sha256 in listed:
-            path = card_path.parent / file
-            runner = ModelRunner.load(path)
-            if runner.card["model_file"]["sha256"] != sha256:
-                raise ModelFileError(f"The model file {path} is not the one the ensemble card {card_path} "
-                                     "measured: write the card again with `python -m core.face.ensemble card`.")
-            members[name] = runner
-        if not members:
-            raise ModelFileError(f"The ensemble card {card_path} lists no members.")
-        return cls(members, mirror, card)
-
-    def member_probabilities(self, x: np.ndarray) -> np.ndarray:
-        """Each member's probabilities (mirror-averaged if the ensemble mirrors) -> (members, n, 7)."""
-        x = np.asarray(x, dtype=np.float32)
-        batch = np.concatenate([x, mirrored(x)]) if self.mirror else x
-        passes = 2 if self.mirror else 1
-        return np.stack([runner(batch).reshape(passes, len(x), -1).mean(axis=0) for runner in self.members.values()])
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.member_probabilities(x).mean(axis=0)
 
 
 # --- measuring on PublicTest --------------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""The face ensemble as the server runs it: each member's `.tflite` on LiteRT, no TensorFlow.
+"""The face ensemble: what the Face page runs (models/face/ensemble.json names its members).
 
-`ServedFaceEnsemble` computes what `core.face.ensemble.FaceEnsemble` computes from the `.keras`
-files (tests/face/test_served.py holds the two within 1e-4 on PublicTest faces): the members'
-probabilities averaged, each member's the mean over the face and its mirror image, the faces and
-their mirrors run as one batch. Its card is the ensemble's (models/face/ensemble.json); each
-member's `.tflite` is the one its own card's `litert_file` names, written by
-`python -m core.face.export` from the `.keras` the ensemble's card measured.
+`FaceEnsemble` averages its members' probabilities, each member's the mean over the face and its
+mirror image, the faces and their mirrors run as one batch. Loaded for serving (runtime "litert",
+the default: each member's `.tflite`, the one its own card's `litert_file` names, written by
+`python -m core.face.export` from the `.keras` the ensemble's card measured; no TensorFlow) or
+for what needs Keras (runtime "keras": Grad-CAM, measuring the `.keras` files).
+tests/face/test_served.py holds the two within 1e-4 on PublicTest faces. The ensemble's card is
+written by `python -m core.face.ensemble card`.
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ def mirrored(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x[:, :, ::-1, :])
 
 
-class ServedFaceEnsemble:
-    """The Face page's ensemble on LiteRT: (n, 48, 48, 1) float32 0..255 -> (n, 7) probabilities,
-    as `core.face.ensemble.FaceEnsemble`, one interpreter call per member (the faces and their
-    mirrors in one batch).
+class FaceEnsemble:
+    """(n, 48, 48, 1) float32 0..255 -> (n, 7) probabilities, one call per member (the faces and
+    their mirrors in one batch).
 
     Args:
-        members: name -> a model called on float32 batches (a `LiteRTModel`).
+        members: name -> a model called on float32 batches (a `LiteRTModel` or a `ModelRunner`).
         mirror: average each member over the face and its mirror image.
         card: the ensemble's card (default: one naming the members).
     """
@@ -46,12 +46,17 @@ class ServedFaceEnsemble:
                                                    "mirror_average": self.mirror}
 
     @classmethod
-    def load(cls, card_path: Path | None = None, **litert) -> "ServedFaceEnsemble":
-        """The ensemble its card describes (default: models/face/ensemble.json), each member's
-        `.tflite` checked three ways: the member's card names the `.keras` the ensemble's card
-        measured (SHA-256), its `litert_file` was made from that `.keras`, and the `.tflite` is the
-        file its card names. ModelFileError names the file that is wrong. `litert`: keyword
-        arguments of core.litert.LiteRTModel (num_threads, max_interpreters)."""
+    def load(cls, card_path: Path | None = None, runtime: str = "litert", **litert) -> "FaceEnsemble":
+        """The ensemble its card describes (default: models/face/ensemble.json). Each member is
+        checked against the ensemble's card: its own card names the `.keras` the ensemble's card
+        measured (SHA-256), so a retrained member is refused until the ensemble's card is written
+        again; on LiteRT its `litert_file` was made from that `.keras` and is the file its card
+        names. ModelFileError names the file that is wrong.
+
+        runtime: "litert" (serving) or "keras" (the `.keras` files in TensorFlow: Grad-CAM).
+        litert: keyword arguments of core.litert.LiteRTModel (num_threads, max_interpreters)."""
+        if runtime not in ("litert", "keras"):
+            raise ValueError(f"runtime must be 'litert' or 'keras', not {runtime!r}")
         card_path = Path(card_path or ENSEMBLE_CARD)
         try:
             card = json.loads(card_path.read_text())
@@ -70,6 +75,11 @@ class ServedFaceEnsemble:
             if (member_card.model_file or {}).get("sha256") != keras_sha256:
                 raise ModelFileError(f"The model {path} is not the one the ensemble card {card_path} measured: "
                                      "write the card again with `python -m core.face.ensemble card`.")
+            if runtime == "keras":
+                from core.runner import ModelRunner
+
+                members[name] = ModelRunner.load(path)
+                continue
             made_from = (member_card.litert_file or {}).get("made_from_sha256")
             if made_from is not None and made_from != keras_sha256:
                 raise ModelFileError(f"The LiteRT file of {path} was made from another .keras file: write it "

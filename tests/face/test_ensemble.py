@@ -12,7 +12,7 @@ from core import cards, evaluate, metrics
 from core.face import ensemble as face_ensemble
 from core.face.data import EXPRESSIONS
 from core.errors import ModelFileError
-from core.face.ensemble import FaceEnsemble
+from core.face.served import FaceEnsemble
 from core.face.model import build_face_cnn
 from core.runner import ModelRunner
 from core.variants.zoo import model_path
@@ -62,25 +62,26 @@ def _ensemble_card(folder, members: dict[str, str], mirror: bool = True) -> dict
             "mirror_average": mirror}
 
 
-def test_the_card_names_the_files_it_measured_and_load_refuses_others(tmp_path):
-    for suffix in (".keras", ".json"):
+@pytest.mark.parametrize("runtime", ["litert", "keras"])
+def test_the_card_names_the_files_it_measured_and_load_refuses_others(tmp_path, runtime):
+    for suffix in (".keras", ".json", ".tflite"):
         shutil.copy(model_path("face", "default").with_suffix(suffix), tmp_path / f"default{suffix}")
     sha = cards.read_card(tmp_path / "default.keras")["model_file"]["sha256"]
     card = tmp_path / "ensemble.json"
     card.write_text(json.dumps(_ensemble_card(tmp_path, {"default": ("default.keras", sha)})))
-    loaded = FaceEnsemble.load(card)
+    loaded = FaceEnsemble.load(card, runtime)
     assert list(loaded.members) == ["default"] and loaded.mirror
     card.write_text(json.dumps(_ensemble_card(tmp_path, {"default": ("default.keras", "0" * 64)})))
     with pytest.raises(ModelFileError, match="not the one the ensemble card"):
-        FaceEnsemble.load(card)
+        FaceEnsemble.load(card, runtime)
     with pytest.raises(ModelFileError, match="is missing"):
-        FaceEnsemble.load(tmp_path / "nothing.json")
+        FaceEnsemble.load(tmp_path / "nothing.json", runtime)
     card.write_text(json.dumps({"members": [{"name": "default"}], "mirror_average": True}))
     with pytest.raises(ModelFileError, match="lacks its members"):
-        FaceEnsemble.load(card)
+        FaceEnsemble.load(card, runtime)
     card.write_text(json.dumps({"members": [], "mirror_average": True}))
     with pytest.raises(ModelFileError, match="lists no members"):
-        FaceEnsemble.load(card)
+        FaceEnsemble.load(card, runtime)
 
 
 def test_the_committed_card_matches_the_committed_models():

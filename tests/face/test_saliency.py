@@ -7,7 +7,7 @@ import pytest
 
 from core.face import saliency
 from core.variants.zoo import model_path
-from core.face.ensemble import FaceEnsemble
+from core.face.served import FaceEnsemble
 from core.face.model import build_face_cnn
 from core.runner import ModelRunner
 

@@ -32,8 +32,8 @@ def exported_models() -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def ensemble() -> served.ServedFaceEnsemble:
-    return served.ServedFaceEnsemble.load()
+def ensemble() -> served.FaceEnsemble:
+    return served.FaceEnsemble.load()
 
 
 def test_every_face_model_has_its_checked_tflite_under_15_mb():
@@ -62,9 +62,9 @@ def test_the_mirror_average_makes_a_face_and_its_mirror_image_score_alike(ensemb
 def test_serving_the_ensemble_imports_neither_tensorflow_nor_keras():
     require_shared(FER_FILE)
     code = ("import sys, numpy as np\n"
-            "from core.face.served import ServedFaceEnsemble\n"
+            "from core.face.served import FaceEnsemble\n"
             f"x = np.load({str(FER_FILE)!r})['pixels'][:4, ..., None].astype(np.float32)\n"
-            "p = ServedFaceEnsemble.load()(x)\n"
+            "p = FaceEnsemble.load()(x)\n"
             "assert p.shape == (4, 7), p.shape\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -85,14 +85,14 @@ def copy_of_the_ensemble(tmp_path: Path) -> Path:
 
 def test_a_tflite_that_is_not_the_one_its_card_names_is_refused(tmp_path):
     card_path = copy_of_the_ensemble(tmp_path)
-    served.ServedFaceEnsemble.load(card_path)  # the copy as it is loads
+    served.FaceEnsemble.load(card_path)  # the copy as it is loads
     first = json.loads(card_path.read_text())["members"][0]["file"]
     tflite = tmp_path / Path(first).with_suffix(".tflite").name
     content = bytearray(tflite.read_bytes())
     content[len(content) // 2] ^= 1
     tflite.write_bytes(bytes(content))
     with pytest.raises(ModelFileError, match="does not match its card"):
-        served.ServedFaceEnsemble.load(card_path)
+        served.FaceEnsemble.load(card_path)
 
 
 def test_a_member_the_ensemble_card_did_not_measure_is_refused(tmp_path):
@@ -101,7 +101,7 @@ def test_a_member_the_ensemble_card_did_not_measure_is_refused(tmp_path):
     card["members"][0]["sha256"] = "0" * 64  # as if the member were retrained after the card
     card_path.write_text(json.dumps(card))
     with pytest.raises(ModelFileError, match="not the one the ensemble card"):
-        served.ServedFaceEnsemble.load(card_path)
+        served.FaceEnsemble.load(card_path)
 
 
 @pytest.mark.slow
@@ -119,11 +119,11 @@ def test_each_member_on_litert_gives_its_keras_probabilities_on_faces_and_mirror
 
 @pytest.mark.slow
 def test_the_served_ensemble_gives_face_ensemble_s_probabilities(ensemble):
-    from core.face.ensemble import FaceEnsemble
+    from core.face.served import FaceEnsemble
     from core.runner import batched
 
     x = public_test(1000)
-    expected, actual = batched(FaceEnsemble.load(), x), batched(ensemble, x)
+    expected, actual = batched(FaceEnsemble.load(runtime="keras"), x), batched(ensemble, x)
     assert np.abs(actual - expected).max() <= TOLERANCE
     assert np.array_equal(actual.argmax(axis=1), expected.argmax(axis=1))
 
