@@ -97,9 +97,9 @@ def score_file(fs: pafs.FileSystem, base: str, file: SongFile, scorer: SongScore
         folder = PurePosixPath(file.path).parent.as_posix()
         return "song", {**common, **scores, "folder": "" if folder == "." else folder}
     except (InputError, OSError, MemoryError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        reason = (e.strerror if isinstance(e, OSError) and e.strerror else str(e)) or type(e).__name__
     except Exception as e:  # noqa: BLE001 - a decoder's unexpected error on one file must not end the scan
         reason = f"{type(e).__name__}: {e}"
-    return "failure", {**common, "reason": reason or type(e).__name__}
+    return "failure", {**common, "reason": reason}
 
 
