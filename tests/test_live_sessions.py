@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 
-from core import cards
 from tests.conftest import music_like, wav_bytes
 from tests.live_server import LiveServer, ServerFailed
 from tests.streamlit_client import SessionClient
@@ -66,17 +65,15 @@ def test_songs_uploaded_at_once_each_get_their_own_mood(server):
         assert table is not None
 
 
-def test_the_server_gives_tensorflow_one_compute_thread_per_cpu(server):
-    """webapp/server_setup.py: one thread inside each TensorFlow operation, one per CPU between
-    operations, so that two sessions' model calls run side by side; before, a single thread made
-    them queue, and TensorFlow's own default adds an intra-op pool that spun beside each call."""
+def test_the_server_serves_a_song_without_loading_tensorflow(server):
+    """The Song page serves through LiteRT (issue 24): after a song's result, the server process has
+    not loaded TensorFlow's library (its memory map names every shared library it has loaded)."""
     song = ("one.wav", wav_bytes(music_like(4.0, seed=5), 22050), "audio/wav")
     run, = asyncio.run(_people_at_once(server.url, "song_mood", [song]))
     assert run.errors == []
-    tasks = list(Path(f"/proc/{server.pid}/task").iterdir())
-    names = [(task / "comm").read_text().strip() for task in tasks if (task / "comm").exists()]
-    assert "tf_graph_runner" in names, "TensorFlow has not started in the server"
-    assert names.count("tf_Compute") == os.cpu_count()
+    libraries = Path(f"/proc/{server.pid}/maps").read_text()
+    assert "_pywrap_tensorflow" not in libraries and "libtensorflow" not in libraries
+    assert "litert" in libraries.lower() or "tflite" in libraries.lower()  # the map does name libraries
 
 
 def test_the_server_reads_songs_in_one_worker_process_per_cpu(server):
@@ -91,10 +88,10 @@ def test_the_server_reads_songs_in_one_worker_process_per_cpu(server):
                 children.append((stat.parent / "cmdline").read_bytes().split(b"\0"))
         except (OSError, IndexError, ValueError):
             continue
-    workers = [cmdline for cmdline in children if b"core.workers" in cmdline]
-    assert sum(b"--pictures" not in cmdline for cmdline in workers) == os.cpu_count()  # songs'
-    # Pictures' workers (core.workers --pictures), once the face page or the warm-up has started them.
-    assert sum(b"--pictures" in cmdline for cmdline in workers) in (0, os.cpu_count())
+    workers = [b" ".join(cmdline) for cmdline in children if b"core.workers" in cmdline]
+    assert sum(b"core.song.workers" in cmdline for cmdline in workers) == os.cpu_count()  # songs'
+    # Pictures' workers (core.face.workers), once the face page or the warm-up has started them.
+    assert sum(b"core.face.workers" in cmdline for cmdline in workers) in (0, os.cpu_count())
 
 
 def test_photos_uploaded_at_once_each_get_an_answer_and_a_bad_one_a_message(server):

@@ -188,10 +188,10 @@ def _face_panel(zoo: dict) -> None:
     estimate = _sketch("face", config, zoo)
     limit = design.time_limit_s()
     if estimate["seconds"] > limit:
-        st.warning(f"Training this design would take about **{estimate['seconds'] / 3600:.1f} hours** on this "
-                   f"machine ({estimate['note']}), over the panel's limit of {limit / 60:.0f} min: the panel "
-                   f"refuses it. Train it with `python -m core.train face --data ../shared/data/fer2013/fer2013.npz "
-                   f"--out models/face/NAME` on a machine with a GPU. On a 2-CPU server every face design is refused.")
+        st.info(f"Training this design would take about **{estimate['seconds'] / 3600:.1f} hours** on this "
+                f"machine ({estimate['note']}), over the panel's limit of {limit / 60:.0f} min: the panel "
+                f"refuses it. Train it with `python -m core.train face --data ../shared/data/fer2013/fer2013.npz "
+                f"--out models/face/NAME` on a machine with a GPU.")
     else:
         st.info(f"This design would take about {estimate['seconds'] / 60:.0f} min here; the panel trains song "
                 "designs only: train it with `python -m core.train face …`.")
