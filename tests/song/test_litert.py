@@ -85,7 +85,9 @@ def _tiny_crnn(variant: dict):
     return model
 
 
-@pytest.mark.parametrize("name", sorted(__import__("core.variants.zoo", fromlist=["ZOO"]).ZOO["song"]))
+# The default's architecture in make test-fast; every other one (about a second each) in make test.
+@pytest.mark.parametrize("name", [name if name == "default" else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in sorted(__import__("core.variants.zoo", fromlist=["ZOO"]).ZOO["song"])])
 def test_every_zoo_architecture_exports_and_matches_keras(name, tmp_path):
     from core.song.export import crnn_function, crnn_layers
     from core.litert import export_litert

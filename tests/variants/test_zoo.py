@@ -15,6 +15,7 @@ CARD_KEYS = {"task", "config", "training", "data", "split", "curves", "validatio
              "model_file", "parameters"}
 
 
+@pytest.mark.slow  # loads every zoo model in Keras (over 3 s)
 @pytest.mark.parametrize("task", ["song", "face"])
 def test_the_zoo_cards_are_complete_and_match_their_models(task):
     zoo = trained_variants(task)
