@@ -124,7 +124,7 @@ def fer_faces() -> np.ndarray:
 
 
 TINY_SONG_CONFIG = {"conv_filters": [8], "lstm_units": [8, 4], "dense_units": [8], "dense_dropout": [0.1]}
-TINY_SONG_TRAINING = {"epochs": 2, "batch_size": 8, "folds": 3, "logmel_epochs": 1}
+TINY_SONG_TRAINING = {"epochs": 2, "batch_size": 8, "folds": 2, "logmel_epochs": 1}
 TINY_FACE_CONFIG = {"blocks": 2, "filters": 4, "dense_units": [8]}
 TINY_FACE_TRAINING = {"epochs": 2, "batch_size": 32, "mixed_bfloat16": False}
 

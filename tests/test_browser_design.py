@@ -1,5 +1,5 @@
 """End to end in a real browser: design a song variant on the Compare page, watch its curves arrive,
-and see it in the forest plot. A tiny budget (MOODLENS_DESIGN_MAX_EPOCHS=2) over the real 764 songs'
+and see it in the forest plot. A tiny budget (MOODLENS_DESIGN_MAX_EPOCHS=1) over the real 764 songs'
 annotations and folds (so it joins the zoo's comparison), their embeddings made up (musicnn is tested
 elsewhere): the training takes seconds, not minutes."""
 
@@ -38,7 +38,7 @@ def design_server(tmp_path_factory):
     finally:
         monkeypatch.undo()
     env = {"MOODLENS_DESIGN_DATA": str(data_dir), "MOODLENS_DESIGN_CACHE": str(cache_dir),
-           "MOODLENS_VARIANTS_DIR": str(tmp_path_factory.mktemp("variants")), "MOODLENS_DESIGN_MAX_EPOCHS": "2"}
+           "MOODLENS_VARIANTS_DIR": str(tmp_path_factory.mktemp("variants")), "MOODLENS_DESIGN_MAX_EPOCHS": "1"}
     try:
         with LiveServer(tmp_path_factory.mktemp("streamlit") / "server.log", 120, env=env) as server:
             yield server

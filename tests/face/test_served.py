@@ -105,13 +105,15 @@ def test_a_member_the_ensemble_card_did_not_measure_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_each_member_on_litert_gives_its_keras_probabilities_on_faces_and_mirrors():
+def test_each_member_on_litert_gives_its_keras_probabilities_on_faces_and_mirrors(ensemble):
+    # The page's members here; every other export is held to the same tolerance when the export
+    # command writes it (test_the_export_command_writes_a_checked_tflite_and_records_it_in_the_card).
     from core.litert import LiteRTModel
     from core.runner import ModelRunner
 
     x = public_test(256)
     x = np.concatenate([x, served.mirrored(x)])
-    for model in exported_models():
+    for model in [FACE_MODELS / m["file"] for m in ensemble.card["members"]]:
         expected = ModelRunner.load(model)(x)
         actual = LiteRTModel.load(model)(x)
         assert np.abs(actual - expected).max() <= TOLERANCE, model.name
@@ -122,7 +124,7 @@ def test_the_served_ensemble_gives_face_ensemble_s_probabilities(ensemble):
     from core.face.served import FaceEnsemble
     from core.runner import batched
 
-    x = public_test(1000)
+    x = public_test(300)
     expected, actual = batched(FaceEnsemble.load(runtime="keras"), x), batched(ensemble, x)
     assert np.abs(actual - expected).max() <= TOLERANCE
     assert np.array_equal(actual.argmax(axis=1), expected.argmax(axis=1))
