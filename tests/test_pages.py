@@ -287,6 +287,7 @@ def test_face_page_decodes_a_picture_once_in_a_worker_and_a_refused_one_once(mon
     assert app.error[0].value.startswith("` strip.png `: The picture is 48x130000 pixels: too long and narrow")
 
 
+@pytest.mark.slow  # runs the Compare page's every panel (over 3 s)
 def test_compare_page_decodes_a_picture_once_however_the_choices_change(monkeypatch):
     from core.face.workers import PictureWorkers
 

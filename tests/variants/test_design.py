@@ -206,6 +206,7 @@ def stand_in_queue(tmp_path: Path, epochs: int) -> design_queue.TrainingQueue:
                                       max_epochs=epochs, command=[sys.executable, "-c", STAND_IN])
 
 
+@pytest.mark.slow  # three queued jobs one after another (over 3 s)
 def test_the_queue_trains_one_at_a_time_and_shows_each_its_place(tmp_path, monkeypatch):
     monkeypatch.setenv("MOODLENS_VARIANTS_DIR", str(tmp_path / "variants"))
     queue = stand_in_queue(tmp_path, epochs=10)
