@@ -33,7 +33,7 @@ BLOCK_FILES = {
     "load-bench": "docs/performance.md", "load-probe-bench": "docs/performance.md",
     "load-memory-bench": "docs/performance.md", "load-closed-bench": "docs/performance.md",
     "cold-start-bench": "docs/performance.md", "live-bench": "docs/performance.md",
-    "litert-song-bench": "docs/litert.md", "face-vs-fer-bench": "docs/litert_face.md",
+    "litert-song-bench": "docs/litert.md", "load-song-bench": "docs/performance.md", "face-vs-fer-bench": "docs/litert_face.md",
     "library-scan-bench": "docs/scale.md",
 }
 
@@ -50,6 +50,7 @@ BENCHES = {
     "load-closed-bench": ("load_closed.json", "load", "--in-a-row", "100", "--keep-files", "--wait-after-close",
                           "140", "--summary"),
     "cold-start-bench": ("cold_start.json", "cold_start"),
+    "load-song-bench": ("load_song.json", "load", "--sessions", "1,8", "--tasks", "song", "--rounds", "6", "--summary"),
     "live-bench": ("live_fps.json", "live_fps"),
     "litert-song-bench": ("litert_song.json", "litert_song"),
     "face-vs-fer-bench": ("face_vs_fer.json", "face_vs_fer"),
