@@ -41,11 +41,12 @@ def test_song_evaluation_scores_each_songs_audio_as_the_app_does_without_the_sto
 
 @pytest.mark.slow  # trains a tiny model (session fixture)
 def test_face_evaluation_scores_rows_not_in_training_by_default(tiny_face_model, tiny_fer_file, capsys):
-    # A model without a .tflite gets a clear message; its Keras file is scored with --runtime keras.
-    assert evaluate_main(["face", "--data", str(tiny_fer_file), "--model", str(tiny_face_model)]) == 2
-    assert "tflite" in capsys.readouterr().err
+    # Training wrote the .tflite the app serves: scored on LiteRT by default, the .keras with --runtime keras.
+    assert evaluate_main(["face", "--data", str(tiny_fer_file), "--model", str(tiny_face_model)]) == 0
+    served = json.loads(capsys.readouterr().out)
     assert evaluate_main(["face", "--data", str(tiny_fer_file), "--model", str(tiny_face_model), "--runtime", "keras"]) == 0
     result = json.loads(capsys.readouterr().out)
+    assert served["confusion"] == result["confusion"]
     assert result["n"] == 28 and len(result["per_class_recall"]) == 7
     assert sum(map(sum, result["confusion"])) == 28
     assert evaluate_main(["face", "--data", str(tiny_fer_file), "--model", str(tiny_face_model),

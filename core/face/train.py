@@ -454,6 +454,7 @@ def train_face_members(data_path: Path, members: dict[str, dict], folder: Path, 
                                           "note": "the CNN alone, without the mirror average"}
         card["latency"] = latency_ms(shipped_model, data.pixels[val][:1, ..., None].astype(np.float32))
         paths.append(save_model(shipped_model, folder / name, card))
+        _write_litert(paths[-1], data_path)
         both = metrics.classification_metrics(data.label[val], (probabilities + mirrored) / 2, EXPRESSIONS)
         run_log["members"][name] = {
             "file": paths[-1].name, "accuracy": single["accuracy"], "macro_f1": single["macro_f1"],
@@ -506,6 +507,21 @@ def train_face(data_path: Path, out: Path, config: dict, training: dict, seed: i
         config = source["config"]
         initial = {out.name: (source_model, source)}
     return train_face_members(data_path, {out.name: config}, out.parent, training, seed, limit, initial=initial)[0]
+
+
+def _write_litert(keras_path: Path, data_path: Path) -> None:
+    """The `.tflite` the app serves, beside the trained `.keras`, checked against it (core.face.export).
+    Keras's LiteRT export needs TensorFlow: on another backend (JAX on a GPU machine) it is left for
+    `python -m core.face.export` where TensorFlow is installed, and the command says so."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        print(f"{keras_path.name}: no TensorFlow here, so no .tflite yet: run `python -m core.face.export`",
+              file=sys.stderr, flush=True)
+        return
+    from core.face.export import check_faces, export_one
+
+    export_one(keras_path, *check_faces(data_path))
 
 
 def _face_validation(model, pixels: np.ndarray, labels: np.ndarray) -> dict:

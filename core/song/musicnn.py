@@ -331,6 +331,9 @@ def convert(checkpoint_dir: Path, out: Path = MODEL_PATH) -> Path:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     cards.write_card(out, card)
+    from core.song.export import export_musicnn  # the .tflite the app serves, checked against this model
+
+    export_musicnn(out)
     return out
 
 
