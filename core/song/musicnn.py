@@ -1,6 +1,7 @@
 """musicnn (Pons & Serra, MSD checkpoint) as a Keras 3 model, with its exact log-mel front-end.
 
     python -m core.song.musicnn convert --checkpoint DIR [--out models/musicnn/msd_musicnn]
+    python -m core.song.export        (then: the .tflite the app serves, checked against the .keras)
 
 DIR is the `MSD_musicnn/` folder of the `musicnn` 0.1.0 wheel (ISC licence), e.g. installed with
 `pip install --no-deps musicnn==0.1.0` into a throwaway environment: musicnn itself is no run-time
@@ -331,9 +332,6 @@ def convert(checkpoint_dir: Path, out: Path = MODEL_PATH) -> Path:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     cards.write_card(out, card)
-    from core.song.export import export_musicnn  # the .tflite the app serves, checked against this model
-
-    export_musicnn(out)
     return out
 
 
