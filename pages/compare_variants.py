@@ -133,15 +133,16 @@ upload = st.file_uploader("Song" if task == "song" else "Photo", type=list(forma
 def decoded_input(upload):
     """The upload decoded once per session and file (Streamlit's file_id), in a worker process: a
     song's features, or a picture. A refused file keeps its message, so no rerun (another variant,
-    N, the whole-picture box) reads it again."""
+    N, the whole-picture box) reads it again. It is kept only once decoded (see the Face page's analyse)."""
     kept = st.session_state.get("compare_input")
     if kept is None or kept["key"] != (task, upload.file_id):
-        kept = st.session_state["compare_input"] = {"key": (task, upload.file_id)}
+        kept = {"key": (task, upload.file_id)}
         try:
             workers = song_feature_workers().song_features if task == "song" else picture_workers().decode_image
             kept["value"] = workers(upload.getvalue())
         except InputError as e:
             kept["error"] = str(e)
+        st.session_state["compare_input"] = kept
     if "error" in kept:
         raise InputError(kept["error"])
     return kept["value"]

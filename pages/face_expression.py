@@ -112,15 +112,17 @@ def analyse(picture, whole_image: bool = False) -> tuple:
     """(the decoded picture, its faces scored). The picture is decoded once per upload (keyed by
     Streamlit's file_id), in a worker process with a time and memory limit; a refused one keeps its
     message, so a rerun does not decode it again. Its faces are detected and scored once per choice.
-    Only the latest picture is kept."""
+    Only the latest picture is kept, and only once decoded: a run stopped mid-decode (the person
+    changed something, which reruns the page) leaves nothing half-kept for the next run to trust."""
     kept = st.session_state.get("face_results")
     if kept is None or kept["file_id"] != picture.file_id:
-        kept = st.session_state["face_results"] = {"file_id": picture.file_id, "by_choice": {}}
+        kept = {"file_id": picture.file_id, "by_choice": {}}
         try:
             with analysis_slot:
                 kept["image"] = workers.decode_image(picture.getvalue())
         except InputError as e:
             kept["error"] = str(e)
+        st.session_state["face_results"] = kept
     if "error" in kept:
         raise InputError(kept["error"])
     if whole_image not in kept["by_choice"]:

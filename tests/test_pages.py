@@ -287,6 +287,32 @@ def test_face_page_decodes_a_picture_once_in_a_worker_and_a_refused_one_once(mon
     assert app.error[0].value.startswith("` strip.png `: The picture is 48x130000 pixels: too long and narrow")
 
 
+def test_a_picture_whose_run_stops_mid_decode_is_decoded_again_on_the_next_run(monkeypatch):
+    """A person who changes something while a picture decodes reruns the page: Streamlit stops the
+    running script at its next yield point (StopException, raised here by the first decode). The next
+    run must decode the picture again, not trust a half-kept result (it once raised KeyError)."""
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+    from core.face.workers import PictureWorkers
+
+    decode, calls = PictureWorkers.decode_image, []
+
+    def stopped_once(self, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            raise StopException()
+        return decode(self, data)
+
+    monkeypatch.setattr(PictureWorkers, "decode_image", stopped_once)
+    app = _page("pages/face_expression.py")
+    wall = cv2.imencode(".jpg", np.full((200, 200, 3), 180, np.uint8))[1].tobytes()
+    app.file_uploader[0].set_value(("wall.jpg", wall, "image/jpeg")).run()
+    app.run()
+    assert not app.exception, app.exception
+    assert calls == [len(wall), len(wall)]
+    assert any("No face was found" in w.value for w in app.warning)
+
+
 @pytest.mark.slow  # runs the Compare page's every panel (over 3 s)
 def test_compare_page_decodes_a_picture_once_however_the_choices_change(monkeypatch):
     from core.face.workers import PictureWorkers
