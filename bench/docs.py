@@ -34,7 +34,7 @@ BLOCK_FILES = {
     "load-memory-bench": "docs/performance.md", "load-closed-bench": "docs/performance.md",
     "cold-start-bench": "docs/performance.md", "live-bench": "docs/performance.md",
     "litert-song-bench": "docs/litert.md", "load-song-bench": "docs/performance.md", "face-vs-fer-bench": "docs/litert_face.md",
-    "library-scan-bench": "docs/scale.md",
+    "library-scan-bench": "docs/scale.md", "suite-time-bench": "docs/testing.md",
 }
 
 # Each bench block: its report in bench/results/, and the bench with its options (--run).
@@ -55,6 +55,7 @@ BENCHES = {
     "litert-song-bench": ("litert_song.json", "litert_song"),
     "face-vs-fer-bench": ("face_vs_fer.json", "face_vs_fer"),
     "library-scan-bench": ("library_scan.json", "library_scan", "--songs", "764"),
+    "suite-time-bench": ("suite_time.json", "suite_time"),
 }
 
 

@@ -170,3 +170,18 @@ def face_runner():
     from core.variants.zoo import model_path
 
     return ModelRunner.load(model_path("face", "default"))
+
+
+# --- two processes (pytest-xdist, `-n 2` in the Makefile) ------------------------------------------
+# A session fixture is made once per process. The tests that train on the tiny data sets share
+# theirs (the musicnn embeddings of the tiny songs, the tiny trained models), so each such group
+# runs in one process (`--dist loadgroup`) and makes them once, not once in each.
+TRAINING_GROUPS = {"song_embedding_cache": "song_training", "tiny_face_model": "face_training"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture, group in TRAINING_GROUPS.items():
+            if fixture in item.fixturenames:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
