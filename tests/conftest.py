@@ -172,16 +172,16 @@ def face_runner():
     return ModelRunner.load(model_path("face", "default"))
 
 
-# --- two processes (pytest-xdist, `-n 2` in the Makefile) ------------------------------------------
-# A session fixture is made once per process. The tests that train on the tiny data sets share
-# theirs (the musicnn embeddings of the tiny songs, the tiny trained models), so each such group
-# runs in one process (`--dist loadgroup`) and makes them once, not once in each.
+# --- two processes (pytest-xdist, `-n 2 --dist loadgroup` in the Makefile) -------------------------
+# A fixture is made once per process that needs it. So each test file runs in one process (its
+# module fixtures: a real server, both CLIs over the hostile corpus, are made once), and the tests
+# that train on the tiny data sets share one process whatever their file (the musicnn embeddings of
+# the tiny songs and the tiny trained models, session fixtures, are made once).
 TRAINING_GROUPS = {"song_embedding_cache": "song_training", "tiny_face_model": "face_training"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        for fixture, group in TRAINING_GROUPS.items():
-            if fixture in item.fixturenames:
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+        group = next((g for fixture, g in TRAINING_GROUPS.items() if fixture in item.fixturenames),
+                     item.nodeid.split("::")[0])
+        item.add_marker(pytest.mark.xdist_group(group))
