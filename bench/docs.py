@@ -4,8 +4,9 @@
 
 Every number in the README and docs/ comes from here: the blocks between `<!-- NAME:start -->` and
 `<!-- NAME:end -->` are replaced; nothing else is touched. README.md holds one table of the shipped
-models; docs/models.md the cards and zoos; docs/benchmarks.md and docs/performance.md the benchmarks,
-each block rendered from its bench's JSON report in bench/results/ (the command and what it printed).
+models; docs/models.md the cards and zoos; docs/benchmarks.md, docs/performance.md and others the
+benchmarks, each block rendered from its bench's JSON report in bench/results/ (the command and what
+it printed, or, for a report of figures only, its renderer in RENDERERS).
 Nothing is measured unless --run names the blocks whose benches should run first (each in a
 fresh process, its report replacing the committed one).
 """
@@ -35,6 +36,7 @@ BLOCK_FILES = {
     "cold-start-bench": "docs/performance.md", "live-bench": "docs/performance.md",
     "litert-song-bench": "docs/litert.md", "load-song-bench": "docs/performance.md", "face-vs-fer-bench": "docs/litert_face.md",
     "library-scan-bench": "docs/scale.md", "suite-time-bench": "docs/testing.md",
+    "design-training-bench": "docs/design_a_variant.md",
 }
 
 # Each bench block: its report in bench/results/, and the bench with its options (--run).
@@ -56,6 +58,8 @@ BENCHES = {
     "face-vs-fer-bench": ("face_vs_fer.json", "face_vs_fer"),
     "library-scan-bench": ("library_scan.json", "library_scan", "--songs", "764"),
     "suite-time-bench": ("suite_time.json", "suite_time"),
+    "design-training-bench": ("design_training.json", "design_training", "--data", "../shared/data/music",
+                              "--cache", "/tmp/moodlens_cache"),
 }
 
 
@@ -178,6 +182,47 @@ def bench_block(report: dict) -> str:
     return f"```\n$ .venv/bin/{report['command']}\n{report['text'].strip()}\n```"
 
 
+def design_training_table(report: dict) -> str:
+    """bench.design_training's report (figures only: it keeps no printed text) as a table, beside the
+    zoo default's cross-validated figures and the time estimate the panel shows before training,
+    both from the committed cards."""
+    from core.variants import design
+    from core.variants.zoo import model_path, trained_variants
+
+    t, delay = report["training"], report["epoch_delay_s"]
+    alone, busy = report["predictions_alone"], report["predictions_while_training"]
+    cv, zoo = t["cross_validation_mean"], cards.read_card(model_path("song", "default"))["cross_validation"]["mean"]
+    estimate = design.estimate_seconds("song", design.defaults("song"), trained_variants("song"))["seconds"]
+
+    def figures(m: dict) -> str:
+        return (f"valence r {m['valence']['r']:.3f}, arousal r {m['arousal']['r']:.3f}, "
+                f"quadrant {m['quadrant_accuracy']:.1%}")
+
+    rows = [
+        (f"{t['folds']}-fold training + the model on every song, {t['epochs']} epochs, {t['songs']} songs, "
+         "one thread, nice 10",
+         f"**{t['seconds_submit_to_card']:.1f} s** submit to card ({t['seconds_in_worker']:.1f} s in the worker); "
+         f"goal ≤ {t['goal_s']} s: {'met' if t['within_goal'] else 'NOT met'}"),
+        ("its cross-validated figures (the zoo default's design)",
+         f"{figures(cv)} (the zoo default's card: {figures(zoo)})"),
+        (f"an epoch's end to the server ({delay['n']} epochs)",
+         f"median {delay['median']:.3f} s, max {delay['max']:.3f} s ({delay['note']})"),
+        (f"Song page model (LiteRT CRNN, one window), alone ({alone['n']:,} calls)",
+         f"median {alone['median_ms']:.2f} ms, p95 {alone['p95_ms']:.2f} ms"),
+        (f"the same while the training runs ({busy['n']:,} calls)",
+         f"median {busy['median_ms']:.2f} ms, p95 {busy['p95_ms']:.2f} ms ({report['p95_ratio']:.1f}x alone: "
+         f"{'within' if report['predictions_within_load_goal'] else 'over'} the load goal)"),
+        ("the time estimate shown before training (`core.variants.design.estimate_seconds`, the zoo cards "
+         "as committed)", f"{estimate / 60:.1f} min, {estimate / t['seconds_submit_to_card']:.1f}x the time measured"),
+    ]
+    return "\n".join(["| what | measured |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows), "",
+                      f"On {report['machine']}; `bench/results/design_training.json`."])
+
+
+# A bench block's renderer where its report is not `bench_block`'s (a command and its printed text).
+RENDERERS = {"design-training-bench": design_training_table}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-bench", action="store_true", help="only the blocks from the cards")
@@ -212,7 +257,7 @@ def main() -> None:
             if not path.exists():
                 print(f"warning: no {path.relative_to(ROOT)}: block {block} left as it is", file=sys.stderr)
                 continue
-            put(block, bench_block(read_report(path)))
+            put(block, RENDERERS.get(block, bench_block)(read_report(path)))
     for name, text in texts.items():
         (ROOT / name).write_text(text)
 
