@@ -210,8 +210,8 @@ def load_bench(runs: int = 3) -> str:
     reports = [run_bench("load", *options) for _ in range(runs)]
     batching, batched_share = musicnn_batching()
     return (f"N people upload a song at the same moment (the server with its worker processes; the bench "
-            f"waits for the server to be idle before its first round). The server runs musicnn on its live "
-            f"filters only (`core.song.musicnn.prune_dead_filters`), TensorFlow has one inter-op thread per CPU, "
+            f"waits for the server to be idle before its first round). The server runs musicnn on LiteRT, "
+            f"its live filters only (`core.song.musicnn.LiteRTMusicnn`, docs/litert.md), "
             f"and each worker computes on one thread (`core.workers.ONE_THREAD`). The goal: p95 at N = 8 "
             f"under 4 times p95 at N = 1. Where one person's song keeps the machine busy for about as long "
             f"as they wait (CPU time a song, the last column, against the N = 1 median), 8 songs on 2 CPUs "
@@ -256,7 +256,7 @@ def main() -> None:
         f"musicnn itself: `python -m core.song.musicnn convert --checkpoint DIR` turns the `MSD_musicnn/` "
         f"checkpoint of the musicnn {card_musicnn['source']['version']} wheel ({card_musicnn['source']['licence']} "
         f"licence) into `models/musicnn/msd_musicnn.keras` ({card_musicnn['parameters']:,} parameters; the card "
-        f"holds the SHA-256 of each checkpoint file read); `tests/test_musicnn.py` checks that it reproduces "
+        f"holds the SHA-256 of each checkpoint file read); `tests/song/test_musicnn.py` checks that it reproduces "
         f"musicnn's own taggram and penultimate layer within 1e-4 on a synthetic clip "
         f"(`tests/fixtures/musicnn_reference.py` says how the reference was made).\n",
         f"Training settings (from the card): {card['training']['epochs']} epochs, learning rate "
