@@ -23,10 +23,10 @@ run: $(VENV)/.app-installed
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) $(ARGS)
 
 # Two test processes, one per core of the 2-core machines the suite's time goals are for (many tests
-# wait on a worker process, a server or the browser); the tests that share a trained tiny model run
-# in one of them (tests/conftest.py: xdist_group). TEST_WORKERS=0 runs everything in this process.
+# wait on a worker process, a server or the browser), each given whole units that share fixtures
+# (tests/conftest.py: pytest_xdist_make_scheduler). TEST_WORKERS=0 runs everything in this process.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test: $(VENV)/.dev-installed chromium
 	$(PYTEST)

@@ -172,16 +172,28 @@ def face_runner():
     return ModelRunner.load(model_path("face", "default"))
 
 
-# --- two processes (pytest-xdist, `-n 2 --dist loadgroup` in the Makefile) -------------------------
-# A fixture is made once per process that needs it. So each test file runs in one process (its
-# module fixtures: a real server, both CLIs over the hostile corpus, are made once), and the tests
-# that train on the tiny data sets share one process whatever their file (the musicnn embeddings of
-# the tiny songs and the tiny trained models, session fixtures, are made once).
-TRAINING_GROUPS = {"song_embedding_cache": "song_training", "tiny_face_model": "face_training"}
+# --- two processes (pytest-xdist, `-n 2` in the Makefile) -----------------------------------------
+# A fixture is made once per process that needs it. So the tests run in units that share their
+# fixtures: each test file is one unit (its module fixtures, a real server or both CLIs over the
+# hostile corpus, are made once), and the files whose tests use the tiny trained models or the tiny
+# songs' musicnn embeddings (session fixtures) are one unit together, so those are made once too.
+# tests/test_architecture.py checks that every file using those fixtures is listed here.
+SHARED_TRAINING_FIXTURES = ("song_embedding_cache", "tiny_song_model", "tiny_face_model")
+TRAINING_FILES = ("tests/song/test_train.py", "tests/test_train.py", "tests/test_evaluate.py",
+                  "tests/face/test_ensemble.py")
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = next((g for fixture, g in TRAINING_GROUPS.items() if fixture in item.fixturenames),
-                     item.nodeid.split("::")[0])
-        item.add_marker(pytest.mark.xdist_group(group))
+def xdist_unit(nodeid: str) -> str:
+    """The unit of work (run in one process) that a test belongs to."""
+    path = nodeid.split("::", 1)[0]
+    return "training" if path in TRAINING_FILES else path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_unit(nodeid)
+
+    return SharedFixtureUnits(config, log)
