@@ -173,20 +173,29 @@ def face_runner():
 
 
 # --- two processes (pytest-xdist, `-n 2` in the Makefile) -----------------------------------------
-# A fixture is made once per process that needs it. So the tests run in units that share their
-# fixtures: each test file is one unit (its module fixtures, a real server or both CLIs over the
-# hostile corpus, are made once), and the files whose tests use the tiny trained models or the tiny
-# songs' musicnn embeddings (session fixtures) are one unit together, so those are made once too.
-# tests/test_architecture.py checks that every file using those fixtures is listed here.
+# A fixture is made once per process that needs it. The tests are handed out in units that share
+# what is costly to make: a file with module fixtures (a real server, both CLIs over the hostile
+# corpus, a loaded page) is one unit; the files that use the tiny trained models or the tiny songs'
+# musicnn embeddings (session fixtures) are one unit together (tests/test_suite_units.py keeps that
+# list complete); every other test is a unit of its own, so the two processes stay evenly loaded.
+# The heaviest units go out first: the last one to start should be a short one.
 SHARED_TRAINING_FIXTURES = ("song_embedding_cache", "tiny_song_model", "tiny_face_model")
 TRAINING_FILES = ("tests/song/test_train.py", "tests/test_train.py", "tests/test_evaluate.py",
                   "tests/face/test_ensemble.py")
+MODULE_FIXTURE_FILES = frozenset(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py")
+                                 if 'scope="module"' in p.read_text(encoding="utf-8"))
+# From `pytest --durations`: a scheduling hint only (a stale order costs minutes, never a result).
+HEAVIEST_FIRST = ("training", "tests/test_browser.py", "tests/test_browser_design.py", "tests/test_hostile_input.py",
+                  "tests/variants/test_design.py", "tests/library/test_library_scan.py",
+                  "tests/library/test_library_browser.py", "tests/face/test_served.py")
 
 
 def xdist_unit(nodeid: str) -> str:
     """The unit of work (run in one process) that a test belongs to."""
     path = nodeid.split("::", 1)[0]
-    return "training" if path in TRAINING_FILES else path
+    if path in TRAINING_FILES:
+        return "training"
+    return path if path in MODULE_FIXTURE_FILES else nodeid
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -195,5 +204,11 @@ def pytest_xdist_make_scheduler(config, log):
     class SharedFixtureUnits(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return xdist_unit(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            rank = {unit: i for i, unit in enumerate(HEAVIEST_FIRST)}
+            first = min(self.workqueue, key=lambda unit: rank.get(unit, len(rank)))
+            self.workqueue.move_to_end(first, last=False)
+            super()._assign_work_unit(node)
 
     return SharedFixtureUnits(config, log)
