@@ -12,6 +12,15 @@ import soundfile as sf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The suite runs in two processes on two cores (the Makefile's -n 2): one thread each for TensorFlow
+# and OpenMP/BLAS keeps their thread pools from fighting over the cores (docs/testing.md measures
+# it). Only the test processes and the CLIs they start get this: a real server
+# (tests/live_server.py) gets the app's own thread settings (webapp/server_setup.py).
+TEST_PROCESS_THREADS = {name: "1" for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS",
+                                               "OPENBLAS_NUM_THREADS") if name not in os.environ}
+os.environ.update(TEST_PROCESS_THREADS)
+os.environ.setdefault("MOODLENS_TEST_THREADS", ",".join(TEST_PROCESS_THREADS))  # what a server drops again
+
 # `slow` (pytest.ini) is set by hand on each test or module that trains a model, starts a real
 # `streamlit run` server, drives a browser or takes over ~3 s alone; `make test-fast` leaves those out.
 

@@ -14,6 +14,13 @@ from tests.waiting import WaitTimeout, wait_until
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def server_environment() -> dict[str, str]:
+    """This process's environment without the thread limits tests/conftest.py set for the test
+    processes (named in MOODLENS_TEST_THREADS): a server runs with the app's own settings."""
+    dropped = set(filter(None, os.environ.get("MOODLENS_TEST_THREADS", "").split(","))) | {"MOODLENS_TEST_THREADS"}
+    return {k: v for k, v in os.environ.items() if k not in dropped}
+
+
 class ServerFailed(RuntimeError):
     """The server exited or did not answer its health check; the message ends with its log."""
 
@@ -43,7 +50,7 @@ class LiveServer:
                  "--server.address", "127.0.0.1", "--server.headless", "true",
                  "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
                  *[arg for name, value in (options or {}).items() for arg in (f"--{name}", str(value))]],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**server_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
         try:
             self._wait_healthy(start_timeout_s)
         except BaseException:
