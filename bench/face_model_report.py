@@ -103,20 +103,11 @@ def read(name: str) -> dict:
     return json.loads((FACE_MODELS / f"{name}.json").read_text())
 
 
-def halves_together(choice: dict, n: int) -> tuple[float, int]:
-    """A set the card's selection names, scored on all of PublicTest from its two halves (even rows:
-    0, 2, 4, ...) -> (accuracy, faces right)."""
-    even, odd = (n + 1) // 2, n // 2
-    right = round(choice["accuracy_on_even_rows"] * even) + round(choice["accuracy_on_odd_rows"] * odd)
-    return right / n, right
-
-
-def best_named_set(card: dict) -> tuple[list[str], float, int]:
-    """Of the two sets the card's selection names (best on the even rows, best on the odd), the one
-    of best accuracy on all of PublicTest -> (members, accuracy, faces right)."""
-    n, sel = card["validation"]["n"], card["selection"]
-    named = [(c["members"], *halves_together(c, n)) for c in (sel["chosen_on_even_rows"], sel["chosen_on_odd_rows"])]
-    return max(named, key=lambda m: m[1])
+def best_set(card: dict) -> tuple[list[str], float, dict]:
+    """The best set the card's selection tried -> (members, PublicTest accuracy, its difference from
+    the page's set: interval, faces only either gets right, McNemar's p, verdict)."""
+    best = card["selection"]["best_set"]
+    return best["members"], best["accuracy"], best["against_the_chosen_set"]
 
 
 def config_change(card: dict, default: dict) -> str:
@@ -130,10 +121,10 @@ def gpu_section(deep: dict, ensemble: dict, default: dict, zoo: dict[str, dict])
     member's card (models/face/sgd_deep.json) and the page's (models/face/ensemble.json); the other
     members' cards were not kept, so nothing of theirs is shown."""
     t, v, sel, val = deep["training"], deep["validation"], ensemble["selection"], ensemble["validation"]
-    n, ci = val["n"], val["interval_95"]
+    ci = val["interval_95"]
     page_members = " + ".join(m["name"] for m in ensemble["members"])
-    page_right = round(val["accuracy"] * n)
-    best_members, best_accuracy, best_right = best_named_set(ensemble)
+    best_members, best_accuracy, against = best_set(ensemble)
+    d = against["accuracy_difference"]
     alone = max(ensemble["members"], key=lambda m: m["public_test_accuracy_alone"])
     zoo_train = [c["curves"]["accuracy"][-1] for c in zoo.values()]
     zoo_val = [c["validation"]["accuracy"] for c in zoo.values()]
@@ -183,9 +174,11 @@ accuracy {val['accuracy']:.1%} ({ci['confidence']:.0%} interval {ci['accuracy'][
 macro-F1 {val['macro_f1']:.3f} ({ci['macro_f1'][0]:.3f}–{ci['macro_f1'][1]:.3f}); intervals: {ci['method']},
 {ci['resamples']:,} resamples (`core.face.ensemble.bootstrap_interval`). Its selection tried
 {sel['sets_tried']} sets of the candidates (the zoo and `{GPU_MEMBER}`, with and without the mirror);
-the page's set ranks {sel['rank_by_accuracy']}. The best set the selection names,
-{' + '.join(best_members)} (its two halves of PublicTest together), scores {best_accuracy:.1%}:
-{best_right - page_right} faces of {n:,} more than the page's set.
+the page's set ranks {sel['rank_by_accuracy']}. The best set, {' + '.join(best_members)}, scores
+{best_accuracy:.1%}: {d['value'] * 100:+.2f} points against the page's set ({ci['confidence']:.0%} paired bootstrap interval
+{d['low'] * 100:+.2f} to {d['high'] * 100:+.2f}), {against['faces_only_the_best_set_gets_right']} faces that only it gets right against
+{against['faces_only_the_chosen_set_gets_right']} that only the page's set gets right (McNemar's exact p = {against['mcnemar_p']:.2f}):
+**{against['verdict']}**.
 
 **The goal (accuracy {GPU_GOAL_ACCURACY:.0%}, macro-F1 {GPU_GOAL_MACRO_F1}) is not reached.** Within about a
 hundred epochs this recipe underfits (its members' training accuracy under augmentation stayed
@@ -218,7 +211,7 @@ def render(card: dict, default: dict, deep: dict, zoo: dict[str, dict], measured
                        for e in EXPRESSIONS)
     lat = card["latency"]
     block = {name: measured_block(name, body) for name, body in measured.items()}
-    _, best_accuracy, _ = best_named_set(card)
+    _, best_accuracy, _ = best_set(card)
     size_mib = card["size_bytes"] / 2**20
     fps_met = "met" if lat["frames_per_s"] >= TARGET_FRAMES_PER_S else "NOT met"
     frame_rate_left = "" if fps_met == "met" else (

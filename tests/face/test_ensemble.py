@@ -148,6 +148,17 @@ def test_every_set_is_measured_with_and_without_the_mirror():
     check = face_ensemble.selection_check(labels, probabilities, ["a", "b"], True)
     assert check["sets_tried"] == 14 and rows[check["rank_by_accuracy"] - 1] is not None
     assert rows[check["rank_by_accuracy"] - 1]["members"] == ["a", "b"]
+    best, against = check["best_set"], check["best_set"]["against_the_chosen_set"]
+    assert best["members"] == rows[0]["members"] and best["accuracy"] == rows[0]["accuracy"]
+    difference = against["accuracy_difference"]
+    assert difference["value"] == pytest.approx(rows[0]["accuracy"] - ab["accuracy"], abs=1e-9)
+    assert difference["low"] <= difference["value"] <= difference["high"]
+    faces = against["faces_only_the_best_set_gets_right"] - against["faces_only_the_chosen_set_gets_right"]
+    assert faces == round(difference["value"] * len(labels))
+    assert against["verdict"] in ("better", "no detectable difference")
+    # the chosen set against itself: nothing to tell apart
+    itself = face_ensemble.best_against_chosen(labels, probabilities, ab, ["a", "b"], True)
+    assert itself["accuracy_difference"]["value"] == 0 and itself["verdict"] == "no detectable difference"
     assert FER_PUBLIC_TEST == 1
 
 
